@@ -1,0 +1,1 @@
+"""Experiment configs: the paper's architecture tables as ConfigDicts."""

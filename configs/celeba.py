@@ -1,0 +1,49 @@
+r"""CelebA: paper Table 4 and its hyper-parameters (lambda_disc 1, lambda_cont 1).
+
+  Enc  Input(3x32x32)   Dec  Input in R^128             D/Q  Input in R^128      G  Input in R^228
+       c4-o64-s2-r           r-u4-c3-o512-p1-bn-r            fc-o3000-r             fc-o3000-r
+       c4-o128-s2-r          u2-c3-o256-p1-bn-r              fc-o3000-r             fc-o3000-r
+       c4-o256-s2-r          u2-c3-o128-p1-bn-r              fc-o3000-r             fc-o3000-r
+       c4-o512-s2-r          u2-c3-o3-p1-tanh                fc-o512-r              fc-o3000-r
+       c4-o128-s2-r                                          fc-o1-sig, 10x(fc-o10) fc-o128
+       fc-o128
+
+Data: tfds `celeb_a` (must already be prepared in the tfds data dir; it cannot
+be downloaded on an offline machine), centre-cropped 140x140 and resized to 32x32.
+"""
+
+from configs import common
+from configs import mnist
+
+
+def get_config(variant: str = 'paper'):
+  """Returns the CelebA config; `variant='smoke'` shrinks it for tests."""
+  config = common.get_base_config()
+  config.dataset.name = 'celeb_a'
+  config.dataset.train_split = 'train'
+  config.dataset.eval_split = 'test'
+  config.dataset.image_size = 32
+  config.dataset.channels = 3
+  config.dataset.shuffle_buffer = 20_000
+
+  config.model.latent_dim = 128
+  config.model.encoder_features = (64, 128, 256, 512, 128)
+  config.model.decoder_upsample = (4, 2, 2, 2)
+  config.model.decoder_features = (512, 256, 128)
+  config.model.generator_hidden = (3000, 3000, 3000, 3000)
+  config.model.discriminator_hidden = (3000, 3000, 3000, 512)
+
+  # G input 228 = 128 noise + 10 x Cat(10); no continuous codes.
+  config.codes.noise_dim = 128
+  config.codes.categorical = (10,) * 10
+  config.codes.generator_input_dim = 228
+  config.codes.num_continuous = 0
+
+  config.loss.lambda_disc = 1.0
+  config.loss.lambda_cont = 1.0
+
+  if variant == 'smoke':
+    mnist.apply_smoke(config)
+  elif variant != 'paper':
+    raise ValueError(f"Unknown CelebA config variant {variant!r}; use 'paper' or 'smoke'.")
+  return config

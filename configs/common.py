@@ -1,0 +1,84 @@
+"""Defaults shared by every dataset config.
+
+Each `configs/<dataset>.py` starts from `get_base_config()` and fills in the
+paper's architecture table for that dataset. Every field here is documented in
+the README ("Config fields"); `lgae.config_validation` checks them all before
+anything is compiled.
+"""
+
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  """Returns the fields every LatentGAN-AE config has, with paper defaults."""
+  config = ml_collections.ConfigDict()
+
+  # Which model family `lgae.train` builds. Only the LatentGAN-AE exists so far;
+  # baselines (AAE, InfoGAN, ...) will add values here.
+  config.model_name = 'latentgan_ae'
+  config.seed = 0
+
+  config.dataset = ml_collections.ConfigDict()
+  config.dataset.name = ''          # a tfds name: 'mnist', 'rendered_chairs', 'celeb_a'.
+  config.dataset.data_dir = ''      # '' = $TFDS_DATA_DIR, else tfds' default (~/tensorflow_datasets).
+  config.dataset.train_split = 'train'
+  config.dataset.eval_split = 'test'
+  config.dataset.image_size = 32    # images are square, [-1, 1], NHWC.
+  config.dataset.channels = 1
+  config.dataset.shuffle_buffer = 60_000
+  config.dataset.prefetch = 4
+
+  config.model = ml_collections.ConfigDict()
+  config.model.latent_dim = 64
+  # Encoder: one row per conv of the table ("c4-o16-s2-r"), then fc-o<latent_dim>.
+  config.model.encoder_features = (16, 32, 64, 128, 128)
+  config.model.encoder_kernel = 4
+  config.model.encoder_stride = 2
+  # Decoder: relu(z) is viewed as a 1x1 image; each block is
+  # bilinear-upsample(factor) -> conv3x3(features) -> BatchNorm -> relu, and a
+  # last block upsample -> conv3x3(channels) -> tanh.
+  config.model.decoder_upsample = (4, 2, 2, 2)
+  config.model.decoder_features = (128, 64, 32)
+  config.model.decoder_kernel = 3
+  config.model.batch_norm_momentum = 0.9
+  # Latent GAN: relu MLPs; G ends in a linear fc-o<latent_dim>; D/Q share the
+  # trunk and end in three kinds of heads (D logit, continuous means, one
+  # categorical head per Cat code).
+  config.model.generator_hidden = (1000, 1000, 1000)
+  config.model.discriminator_hidden = (1000, 1000, 512)
+
+  # G's input: Gaussian noise, then one one-hot block per Cat(K) code, then
+  # the U(-1, 1) codes; its width is noise_dim + sum(K) + num_continuous.
+  config.codes = ml_collections.ConfigDict()
+  config.codes.noise_dim = 64
+  config.codes.categorical = (10,)
+  config.codes.num_continuous = 2
+  # The table's G input width ("Input in R^76"), checked against the layout.
+  config.codes.generator_input_dim = 76
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.lambda_disc = 0.1     # weight of the categorical MI term.
+  config.loss.lambda_cont = 1.0     # weight of the continuous MI term.
+  # "Noisy labels for D help" (paper, Implementation Details): D's targets are
+  # real_label / fake_label, each flipped with probability label_flip_prob.
+  config.loss.real_label = 1.0
+  config.loss.fake_label = 0.0
+  config.loss.label_flip_prob = 0.0
+  # Extra signal into the encoder (0 = the paper's literal reading: encoder
+  # trained by the reconstruction loss only). See README "Design choices".
+  config.loss.encoder_adversarial_weight = 0.0
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.learning_rate = 2e-4
+  config.optimizer.b1 = 0.5
+  config.optimizer.b2 = 0.9
+
+  config.batch_size = 128           # global batch, split over all devices.
+  config.num_epochs = 10
+  config.num_train_steps = -1       # -1: num_epochs * steps_per_epoch.
+  config.log_every_steps = 50
+  config.checkpoint_every_steps = 1000
+  config.eval_every_steps = 1000    # -1: evaluate only at the end.
+  config.eval_batch_size = 500      # eval batches are padded to this size.
+  config.max_checkpoints_to_keep = 3
+  return config

@@ -1,0 +1,83 @@
+r"""Prepares a dataset in a tfds data dir from local files (no internet needed).
+
+  python -m experiments.prepare_data --dataset=mnist --source_dir=../shared/data/mnist
+  python -m experiments.prepare_data --dataset=rendered_chairs --source_dir=DIR_WITH_TAR \
+      --data_dir=/data/tfds
+
+mnist: `--source_dir` holds the four MNIST IDX gzip files; their sha256 is
+checked, then tfds' own `mnist` is written (see `lgae.datasets.mnist_local`).
+rendered_chairs: `--source_dir` holds `rendered_chairs.tar` (tfds' manual dir).
+
+`--data_dir` defaults to $TFDS_DATA_DIR, else ~/tensorflow_datasets. Running it
+again on a prepared data dir does nothing. Afterwards point training at the
+data dir with `export TFDS_DATA_DIR=...` (or `--config.dataset.data_dir=...`).
+CelebA cannot be prepared offline: build it with tfds where there is internet
+and copy `<data_dir>/celeb_a` over.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from lgae.datasets import mnist_local
+from lgae.datasets import rendered_chairs
+
+_PREPARERS = {
+    'mnist': mnist_local.prepare,
+    'rendered_chairs': rendered_chairs.prepare,
+}
+
+_DATASET = flags.DEFINE_enum(
+    'dataset', None, sorted(_PREPARERS), 'Which dataset to prepare.')
+_SOURCE_DIR = flags.DEFINE_string(
+    'source_dir', None,
+    'Directory with the source files (mnist: the four *-ubyte.gz files; '
+    'rendered_chairs: rendered_chairs.tar).')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None,
+    'tfds data dir to write into. Default: $TFDS_DATA_DIR, else '
+    '~/tensorflow_datasets.')
+flags.mark_flags_as_required(['dataset', 'source_dir'])
+
+# Errors a user fixes from the message alone (missing or corrupt source
+# files): one line on stderr, no traceback.
+_USER_ERRORS = (FileNotFoundError, mnist_local.ChecksumMismatchError)
+
+
+def default_data_dir() -> str:
+  """$TFDS_DATA_DIR if set, else tfds' default ~/tensorflow_datasets."""
+  return os.environ.get('TFDS_DATA_DIR') or os.path.join(
+      os.path.expanduser('~'), 'tensorflow_datasets')
+
+
+def prepare(dataset: str, source_dir: str, data_dir: str | None = None) -> str:
+  """Prepares `dataset` from `source_dir` into `data_dir`; returns its dir."""
+  data_dir = os.path.abspath(
+      os.path.expanduser(data_dir or default_data_dir()))
+  source_dir = os.path.abspath(os.path.expanduser(source_dir))
+  if not os.path.isdir(source_dir):
+    raise FileNotFoundError(f'--source_dir {source_dir} is not a directory.')
+  return _PREPARERS[dataset](source_dir, data_dir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  data_dir = os.path.abspath(
+      os.path.expanduser(_DATA_DIR.value or default_data_dir()))
+  try:
+    dataset_dir = prepare(_DATASET.value, _SOURCE_DIR.value, data_dir)
+  except _USER_ERRORS as e:
+    message = ' '.join(str(e).split())  # One line, whatever tfds wrote.
+    print(f'prepare_data: error: {message}', file=sys.stderr, flush=True)
+    sys.exit(1)
+  print(f'{_DATASET.value} is prepared in {dataset_dir}\n'
+        f'Use it with:\n'
+        f'  export TFDS_DATA_DIR={data_dir}\n'
+        f'or pass --config.dataset.data_dir={data_dir} to experiments.main.')
+
+
+if __name__ == '__main__':
+  app.run(main)

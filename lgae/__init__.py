@@ -1,0 +1,1 @@
+"""LatentGAN autoencoder (LGAE) in JAX/Flax."""

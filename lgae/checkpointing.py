@@ -1,0 +1,134 @@
+"""Orbax checkpoints of the train state and its config, behind one small class.
+
+Layout: `<workdir>/checkpoints/<step>/{state,config}` (Orbax's default step
+naming). Orbax writes each step into a temporary directory and renames it only
+when complete, so a checkpoint that was being written when the process died is
+never listed, never restored, and is cleaned up by the next writer.
+"""
+
+import json
+import os
+from typing import Any
+
+from absl import logging
+from etils import epath
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+# Fields that only say how long / how often; changing them keeps a run resumable.
+SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoint_every_steps',
+                   'eval_every_steps', 'max_checkpoints_to_keep')
+# Fields a checkpoint's arrays depend on; resuming with others is an error.
+STRUCTURAL_FIELDS = ('model', 'codes', 'dataset.image_size', 'dataset.channels')
+
+
+class CheckpointError(RuntimeError):
+  """A workdir holds no usable checkpoint, or an incompatible one."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+
+
+class Checkpointer:
+  """Saves and restores `(state, config)` pairs by step.
+
+  Args:
+    workdir: the run directory; checkpoints go to `workdir/checkpoints`.
+    max_to_keep: how many recent checkpoints to keep (None = all).
+    read_only: never create, write or delete anything (evaluation, plots).
+  """
+
+  def __init__(self, workdir: str, *, max_to_keep: int | None = 3, read_only: bool = False):
+    self.directory = checkpoint_dir(workdir)
+    if read_only and not os.path.isdir(self.directory):
+      raise CheckpointError(f'No checkpoints in {workdir!r}: {self.directory} does not exist. '
+                            'Point --workdir at a directory written by experiments.main.')
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=None if read_only else max_to_keep,
+        create=not read_only,
+        read_only=read_only,
+        cleanup_tmp_directories=not read_only,
+    )
+    self._manager = ocp.CheckpointManager(epath.Path(self.directory), options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, config: ml_collections.ConfigDict) -> None:
+    """Starts an (async) save of `state` and `config` at `step`."""
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        config=ocp.args.JsonSave(json.loads(config.to_json()))))
+
+  def wait(self) -> None:
+    """Blocks until pending saves are complete on disk."""
+    self._manager.wait_until_finished()
+
+  def restore_config(self, step: int | None = None) -> ml_collections.ConfigDict:
+    """The config saved beside the state at `step` (default: latest)."""
+    step = self._require_step(step)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    except Exception as e:  # Orbax raises several types for damaged files.
+      raise CheckpointError(f'Cannot read the config of checkpoint {step} in {self.directory}: '
+                            f'{type(e).__name__}: {e}') from e
+    return ml_collections.ConfigDict(restored['config'])
+
+  def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
+    """Restores the state at `step` (default: latest) onto `abstract_state`'s shardings.
+
+    `abstract_state` (from `jax.eval_shape`, with shardings attached) fixes
+    shapes, dtypes and placement, so a checkpoint written on 8 devices restores
+    onto 1 and vice versa.
+    """
+    step = self._require_step(step)
+    try:
+      restored = self._manager.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+    except Exception as e:
+      raise CheckpointError(
+          f'Checkpoint {step} in {self.directory} does not match this model or is damaged '
+          f'({type(e).__name__}: {str(e)[:500]}). Use the config it was written with, or a '
+          'fresh --workdir.') from e
+    return restored['state']
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+  def _require_step(self, step: int | None) -> int:
+    if step is None:
+      step = self.latest_step()
+      if step is None:
+        raise CheckpointError(f'No complete checkpoint in {self.directory}.')
+    elif step not in self.all_steps():
+      raise CheckpointError(f'No checkpoint for step {step} in {self.directory}; '
+                            f'have {self.all_steps()}.')
+    return step
+
+
+def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> None:
+  """Raises CheckpointError if the saved run used another model or data layout."""
+  def get(cfg, dotted):
+    for part in dotted.split('.'):
+      cfg = cfg[part]
+    return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg))
+
+  for field in STRUCTURAL_FIELDS:
+    old, new = get(saved, field), get(config, field)
+    if old != new:
+      raise CheckpointError(
+          f'The workdir holds a run with config.{field}={old}, but this config has {new}. '
+          'Use a fresh --workdir (or the config that run was started with).')
+  changed = [k for k in saved.keys()
+             if k not in SCHEDULE_FIELDS and k in config and
+             json.dumps(get(saved, k), sort_keys=True) != json.dumps(get(config, k), sort_keys=True)]
+  if changed:
+    logging.warning('Resuming with changed config fields %s (not structural; continuing).',
+                    changed)

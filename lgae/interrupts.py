@@ -1,0 +1,44 @@
+"""Graceful stops: SIGTERM (preemption) and SIGINT (Ctrl-C) become a flag.
+
+The training loop polls `requested` after every step, writes a checkpoint at
+the current step and returns, so nothing done so far is lost. A second signal
+of the same kind falls through to the default handler (a hard stop), in case
+the first one is not being honoured.
+"""
+
+import signal
+import threading
+
+
+class StopOnSignal:
+  """Context manager that turns SIGTERM/SIGINT into `requested = True`."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.requested = False
+    self.signal_name = ''
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested:  # second signal: give up on the graceful path.
+      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+      signal.raise_signal(signum)
+      return
+    self.requested = True
+    self.signal_name = signal.Signals(signum).name
+
+  def __enter__(self):
+    # Handlers can only be installed from the main thread (e.g. not inside
+    # some notebook executors); elsewhere the default behaviour stays.
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+    return False

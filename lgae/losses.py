@@ -1,0 +1,77 @@
+"""Losses of the LatentGAN Autoencoder, as pure functions of arrays.
+
+All return scalars averaged over the batch. GAN losses take D's logits (the
+paper's fc-o1-sig: the sigmoid is folded into a numerically stable BCE).
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+_HALF_LOG_2PI = 0.5 * float(jnp.log(2.0 * jnp.pi))
+
+
+def reconstruction_loss(images: jax.Array, reconstructions: jax.Array) -> jax.Array:
+  """Eq. (1): mean squared error per pixel."""
+  return jnp.mean(jnp.square(images - reconstructions))
+
+
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
+                       real_targets: jax.Array, fake_targets: jax.Array) -> jax.Array:
+  """D's side of Eq. (2): BCE of real latents vs targets, plus fakes vs targets.
+
+  Targets are 1/0 in the plain GAN; label smoothing or flipping (the paper's
+  "noisy labels") is done by the caller through the targets.
+  """
+  return (jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, real_targets)) +
+          jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, fake_targets)))
+
+
+def generator_loss(fake_logits: jax.Array) -> jax.Array:
+  """Non-saturating G loss: -log D(G(p, c))."""
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
+
+
+def encoder_adversarial_loss(real_logits: jax.Array) -> jax.Array:
+  """-log(1 - D(Enc(x))): the encoder, like G, plays against D, from the other side.
+
+  Not in the paper (its encoder sees only Eq. 1); an AAE-style option that
+  pulls Enc(x) towards G's code-structured distribution.
+  """
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
+
+
+def categorical_mi_loss(cat_logits: Sequence[jax.Array], categories: jax.Array) -> jax.Array:
+  """-L_1 for the Cat codes: cross-entropy of Q's heads, summed over codes.
+
+  Args:
+    cat_logits: one [N, K_i] logit array per Cat code.
+    categories: [N, num_codes] int category indices.
+  """
+  total = jnp.zeros((), jnp.float32)
+  for i, logits in enumerate(cat_logits):
+    total += jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, categories[:, i]))
+  return total
+
+
+def continuous_mi_loss(predicted_mean: jax.Array, codes: jax.Array) -> jax.Array:
+  """-L_1 for the U codes: Gaussian NLL with unit variance, summed over codes.
+
+  Table 2's Q head (fc-o2 for two codes) predicts only the mean, so the
+  variance is fixed to 1: NLL = 0.5 (c - mu)^2 + 0.5 log(2 pi) per code.
+  """
+  if codes.shape[-1] == 0:
+    return jnp.zeros((), jnp.float32)
+  nll = 0.5 * jnp.square(codes - predicted_mean) + _HALF_LOG_2PI
+  return jnp.mean(jnp.sum(nll, axis=-1))
+
+
+def noisy_labels(key: jax.Array, shape: Sequence[int], value: float, other: float,
+                 flip_prob: float) -> jax.Array:
+  """Targets equal to `value`, each swapped for `other` with probability flip_prob."""
+  targets = jnp.full(shape, value, jnp.float32)
+  if flip_prob <= 0.0:
+    return targets
+  return jnp.where(jax.random.bernoulli(key, flip_prob, shape), other, targets)

@@ -1,0 +1,166 @@
+"""The four networks of the LatentGAN Autoencoder, built from a config.
+
+One set of classes serves every dataset: the paper's Tables 2-4 differ only in
+widths, depths and code layouts, which live in `configs/*.py`. Initialisation is
+Flax's default on purpose: the paper reports that DCGAN's initialisation hurts.
+Images are NHWC in [-1, 1].
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+
+def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
+  """Bilinear upsampling of NHWC images by an integer factor.
+
+  Same convention as PyTorch's `interpolate(mode='bilinear',
+  align_corners=False)` and `jax.image.resize(..., 'bilinear')`: half-pixel
+  centres, edges clamped.
+
+  Args:
+    x: [N, H, W, C] images.
+    factor: the integer scale factor (1 is the identity).
+
+  Returns:
+    [N, H * factor, W * factor, C] images.
+  """
+  n, h, w, c = x.shape
+  if factor == 1:
+    return x
+  if h == 1 and w == 1:
+    # A 1x1 map (the decoder's first block) upsamples to a constant map; a
+    # broadcast is exact and far cheaper than a resize kernel.
+    return jnp.broadcast_to(x, (n, factor, factor, c))
+  return jax.image.resize(x, (n, h * factor, w * factor, c), method='bilinear')
+
+
+class Encoder(nn.Module):
+  """Strided 4x4 convs with relu (padding 1, so each halves H and W), then fc."""
+
+  features: Sequence[int]
+  latent_dim: int
+  kernel: int = 4
+  stride: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    pad = (self.kernel - self.stride) // 2
+    for i, f in enumerate(self.features):
+      x = nn.Conv(f, (self.kernel, self.kernel), strides=self.stride,
+                  padding=((pad, pad), (pad, pad)), name=f'conv{i}')(x)
+      x = nn.relu(x)
+    x = x.reshape((x.shape[0], -1))
+    return nn.Dense(self.latent_dim, name='fc')(x)
+
+
+class Decoder(nn.Module):
+  """relu(z) as a 1x1 map; [upsample, conv3x3, BatchNorm, relu]*; upsample, conv3x3, tanh."""
+
+  upsample: Sequence[int]
+  features: Sequence[int]
+  out_channels: int
+  kernel: int = 3
+  batch_norm_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.relu(z)[:, None, None, :]
+    k = (self.kernel, self.kernel)
+    for i, (factor, f) in enumerate(zip(self.upsample, self.features)):
+      x = upsample_bilinear(x, factor)
+      # No conv bias before BatchNorm: BN's shift subsumes it, and a bias whose
+      # true gradient is 0 would only random-walk on float noise under Adam.
+      x = nn.Conv(f, k, padding='SAME', use_bias=False, name=f'conv{i}')(x)
+      x = nn.BatchNorm(use_running_average=not train,
+                       momentum=self.batch_norm_momentum, name=f'bn{i}')(x)
+      x = nn.relu(x)
+    x = upsample_bilinear(x, self.upsample[-1])
+    x = nn.Conv(self.out_channels, k, padding='SAME', name='conv_out')(x)
+    return jnp.tanh(x)
+
+
+class Autoencoder(nn.Module):
+  """Encoder and decoder in one module so they share one train state."""
+
+  encoder: Encoder
+  decoder: Decoder
+
+  def __call__(self, x: jax.Array, *, train: bool) -> tuple[jax.Array, jax.Array]:
+    """Returns (z, reconstruction)."""
+    z = self.encoder(x)
+    return z, self.decoder(z, train=train)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array, *, train: bool = False) -> jax.Array:
+    return self.decoder(z, train=train)
+
+
+class MLP(nn.Module):
+  """Dense+relu hidden layers, then an optional linear output layer."""
+
+  hidden: Sequence[int]
+  out_dim: int | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i, h in enumerate(self.hidden):
+      x = nn.relu(nn.Dense(h, name=f'fc{i}')(x))
+    if self.out_dim is not None:
+      x = nn.Dense(self.out_dim, name='fc_out')(x)
+    return x
+
+
+class Generator(nn.Module):
+  """G: [noise, one-hot Cat codes, U codes] -> a fake latent (linear output)."""
+
+  hidden: Sequence[int]
+  latent_dim: int
+
+  @nn.compact
+  def __call__(self, g_input: jax.Array) -> jax.Array:
+    return MLP(self.hidden, self.latent_dim, name='mlp')(g_input)
+
+
+class DiscriminatorQ(nn.Module):
+  """D and Q: one relu trunk, a real/fake logit head and Q's code heads.
+
+  Q's heads sit on D's trunk (the paper's "Q shares parameters with D"), so the
+  mutual-information loss trains the trunk too.
+  """
+
+  hidden: Sequence[int]
+  categorical: Sequence[int]
+  num_continuous: int
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> dict[str, jax.Array]:
+    """Returns {'logit': [N], 'cont_mean': [N, n_cont], 'cat_logits': tuple of [N, K]}."""
+    h = MLP(self.hidden, name='trunk')(z)
+    out = {'logit': nn.Dense(1, name='d_head')(h)[:, 0]}
+    out['cont_mean'] = (nn.Dense(self.num_continuous, name='q_cont')(h)
+                        if self.num_continuous else jnp.zeros((z.shape[0], 0), z.dtype))
+    out['cat_logits'] = tuple(nn.Dense(k, name=f'q_cat{i}')(h)
+                              for i, k in enumerate(self.categorical))
+    return out
+
+
+def build_models(config: ml_collections.ConfigDict) -> tuple[Autoencoder, Generator, DiscriminatorQ]:
+  """Builds (autoencoder, generator, discriminator/Q) from a config."""
+  m = config.model
+  encoder = Encoder(features=tuple(m.encoder_features), latent_dim=m.latent_dim,
+                    kernel=m.encoder_kernel, stride=m.encoder_stride)
+  decoder = Decoder(upsample=tuple(m.decoder_upsample), features=tuple(m.decoder_features),
+                    out_channels=config.dataset.channels, kernel=m.decoder_kernel,
+                    batch_norm_momentum=m.batch_norm_momentum)
+  autoencoder = Autoencoder(encoder=encoder, decoder=decoder)
+  generator = Generator(hidden=tuple(m.generator_hidden), latent_dim=m.latent_dim)
+  discriminator = DiscriminatorQ(hidden=tuple(m.discriminator_hidden),
+                                 categorical=tuple(config.codes.categorical),
+                                 num_continuous=config.codes.num_continuous)
+  return autoencoder, generator, discriminator

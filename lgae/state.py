@@ -1,0 +1,101 @@
+"""The three pure-functional train states, bundled in one pytree.
+
+`LatentGANState` holds the autoencoder (with BatchNorm statistics), the
+generator and the discriminator/Q states, the global step and the RNG key from
+which every random draw of a step is derived (`fold_in(rng, step)`). It is a
+plain pytree: jit, shard, donate and checkpoint it whole.
+"""
+
+import functools
+from typing import Any
+
+import flax.struct
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from lgae import latent
+from lgae import models as models_lib
+from lgae import parallel
+
+
+class AutoencoderState(train_state.TrainState):
+  """Encoder+decoder parameters, optimiser state and BatchNorm statistics."""
+
+  batch_stats: Any = None
+
+
+class LatentGANState(flax.struct.PyTreeNode):
+  """Everything that changes during training.
+
+  Attributes:
+    step: int32 scalar, the number of combined updates done.
+    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
+    ae: autoencoder state.
+    gen: generator state.
+    disc: discriminator/Q state (D's trunk and all heads).
+  """
+
+  step: jax.Array
+  rng: jax.Array
+  ae: AutoencoderState
+  gen: train_state.TrainState
+  disc: train_state.TrainState
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam(lr, b1, b2): the paper uses the same optimiser for all three networks."""
+  o = config.optimizer
+  return optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+
+
+def init_state(key: jax.Array, config: ml_collections.ConfigDict,
+               models: tuple[models_lib.Autoencoder, models_lib.Generator,
+                             models_lib.DiscriminatorQ]) -> LatentGANState:
+  """Initialises all three networks. Pure: wrap in jit/eval_shape to place it."""
+  autoencoder, generator, discriminator = models
+  layout = latent.CodeLayout.from_config(config)
+  k_ae, k_gen, k_disc, k_rng = jax.random.split(key, 4)
+  size, channels = config.dataset.image_size, config.dataset.channels
+  ae_vars = autoencoder.init(k_ae, jnp.zeros((1, size, size, channels)), train=False)
+  gen_vars = generator.init(k_gen, jnp.zeros((1, layout.input_dim)))
+  disc_vars = discriminator.init(k_disc, jnp.zeros((1, config.model.latent_dim)))
+  tx = make_optimizer(config)
+  return LatentGANState(
+      step=jnp.zeros((), jnp.int32),
+      rng=k_rng,
+      ae=AutoencoderState.create(apply_fn=autoencoder.apply, params=ae_vars['params'], tx=tx,
+                                 batch_stats=ae_vars['batch_stats']),
+      gen=train_state.TrainState.create(apply_fn=generator.apply, params=gen_vars['params'],
+                                        tx=tx),
+      disc=train_state.TrainState.create(apply_fn=discriminator.apply,
+                                         params=disc_vars['params'], tx=tx),
+  )
+
+
+def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                 models=None) -> LatentGANState:
+  """A fresh state from `config.seed`, initialised directly on the mesh, replicated."""
+  models = models or models_lib.build_models(config)
+  init = functools.partial(init_state, config=config, models=models)
+  return jax.jit(init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(config.seed))
+
+
+def abstract_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                   models=None) -> LatentGANState:
+  """Shapes, dtypes and (replicated) shardings of the state, allocating nothing.
+
+  The restore target for checkpoints: it places a restored state on `mesh`
+  whatever the device count it was saved from.
+  """
+  models = models or models_lib.build_models(config)
+  init = functools.partial(init_state, config=config, models=models)
+  shapes = jax.eval_shape(init, jax.random.PRNGKey(config.seed))
+  return parallel.with_sharding(shapes, parallel.replicated(mesh))
+
+
+def count_params(params: Any) -> int:
+  """Number of scalars in a parameter pytree."""
+  return sum(x.size for x in jax.tree.leaves(params))

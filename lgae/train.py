@@ -1,0 +1,160 @@
+"""`train_and_evaluate`: the only training loop.
+
+It validates the config, builds the models and the sharded state (restoring
+the latest checkpoint of `workdir` if there is one), then runs the jitted
+combined step over the input pipeline, logging, evaluating and checkpointing
+on schedule. SIGTERM/SIGINT end the run with a checkpoint at the current step;
+a non-finite loss ends it with an error and without checkpointing the bad state.
+"""
+
+import hashlib
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lgae import checkpointing
+from lgae import config_validation
+from lgae import evaluation
+from lgae import input_pipeline
+from lgae import interrupts
+from lgae import metric_writers
+from lgae import models as models_lib
+from lgae import parallel
+from lgae import state as state_lib
+from lgae import train_step as train_step_lib
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss became NaN or inf; training stopped before checkpointing it."""
+
+
+def default_workdir(config: ml_collections.ConfigDict, root: str = 'lgae_runs') -> str:
+  """A stable per-config run directory, so re-running the same command resumes.
+
+  The name holds the dataset, the seed and a hash of every field except the
+  schedule ones (a longer `num_train_steps` resumes the same run).
+  """
+  fields = json.loads(config.to_json())
+  for name in checkpointing.SCHEDULE_FIELDS:
+    fields.pop(name, None)
+  digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+  return os.path.join(root, f'{config.dataset.name}_seed{config.seed}_{digest}')
+
+
+def num_train_steps(config: ml_collections.ConfigDict) -> int:
+  if config.num_train_steps > 0:
+    return int(config.num_train_steps)
+  return int(config.num_epochs) * input_pipeline.steps_per_epoch(config)
+
+
+def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None):
+  """The latest checkpoint's state if there is one, else a fresh one."""
+  models = models or models_lib.build_models(config)
+  if checkpointer.latest_step() is None:
+    return state_lib.create_state(config, mesh, models)
+  saved = checkpointer.restore_config()
+  checkpointing.check_resumable(saved, config)
+  state = checkpointer.restore_state(state_lib.abstract_state(config, mesh, models))
+  logging.info('Resumed from %s at step %d.', checkpointer.directory, int(state.step))
+  return state
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                              if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
+def _check_finite(pending: list[tuple[int, dict]]) -> list[tuple[int, dict[str, float]]]:
+  """Fetches pending per-step metrics; raises on the first non-finite loss."""
+  fetched = jax.device_get(pending)
+  for step, scalars in fetched:
+    for name, value in scalars.items():
+      if not np.isfinite(value):
+        raise NonFiniteLossError(
+            f'{name} became {float(value)} at step {step}; training stopped and this state was '
+            'not checkpointed. The latest checkpoint in the workdir is the last good one.')
+  return fetched
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> state_lib.LatentGANState:
+  """Trains (or resumes) the LatentGAN-AE described by `config` in `workdir`.
+
+  Args:
+    config: a config from `configs/` (validated here before anything compiles).
+    workdir: run directory for checkpoints, metrics.jsonl and TensorBoard.
+
+  Returns:
+    The final train state.
+  """
+  mesh = parallel.make_mesh()
+  config_validation.validate(config, num_devices=mesh.devices.size)
+  input_pipeline.configure_tensorflow()
+  input_pipeline.check_available(config)
+  os.makedirs(workdir, exist_ok=True)
+  logging.info('workdir: %s | devices: %s', os.path.abspath(workdir), mesh.devices.size)
+
+  models = models_lib.build_models(config)
+  total_steps = num_train_steps(config)
+  checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
+  state = restore_or_create_state(config, mesh, checkpointer, models)
+  start_step = int(state.step)
+  if start_step >= total_steps:
+    logging.info('Nothing to do: the workdir is at step %d >= num_train_steps %d.',
+                 start_step, total_steps)
+    checkpointer.close()
+    return state
+
+  step_fn = train_step_lib.make_train_step(config, mesh)
+  batches = input_pipeline.train_iterator(config, start_step=start_step)
+  writer = metric_writers.MetricWriter(workdir)
+  progress = metric_writers.ProgressLogger(start_step, total_steps)
+  pending: list[tuple[int, dict]] = []
+  eval_every = config.eval_every_steps
+
+  def save(step):
+    if not bool(_all_finite(state)):
+      raise NonFiniteLossError(f'The state became non-finite by step {step}; not checkpointed.')
+    checkpointer.save(step, state, config)
+
+  try:
+    with interrupts.StopOnSignal() as stop:
+      step = start_step
+      while step < total_steps:
+        batch = parallel.shard_batch(next(batches), mesh)
+        state, step_metrics = step_fn(state, batch)
+        step += 1
+        pending.append((step, step_metrics))
+        is_last = step == total_steps or stop.requested
+        log_now = step % config.log_every_steps == 0 or is_last
+        ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
+        eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
+        if log_now or ckpt_now or eval_now:
+          fetched = _check_finite(pending)
+          pending = []
+          if log_now:
+            window = [s for _, s in fetched]
+            means = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
+            means['steps_per_sec'] = progress.steps_per_sec(step)
+            writer.write_scalars(step, means)
+            progress.log(step, means['steps_per_sec'], means)
+        if eval_now:
+          scores = evaluation.evaluate(state, config, mesh)
+          writer.write_scalars(step, scores, prefix='eval/')
+          logging.info('eval at step %d: %s', step,
+                       ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))
+        if ckpt_now:
+          save(step)
+        if stop.requested:
+          logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
+                          'command to resume.', stop.signal_name, step, checkpointer.directory)
+          break
+  finally:
+    checkpointer.close()
+    writer.close()
+  return state
