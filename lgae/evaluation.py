@@ -1,20 +1,66 @@
-"""Test-split evaluation of a train state: clustering by Q, reconstruction.
+"""Evaluation of a train state: clustering by Q, reconstruction, generation.
 
-The jitted part maps a fixed-size (padded) eval batch to per-example outputs;
-everything else is numpy, scored by the pure cores in `lgae.metrics`.
+The jitted parts map fixed-size (padded) batches to per-example outputs, so
+each compiles once; everything else is numpy, scored by the pure cores in
+`lgae.metrics`.
+
+Scores (all on the eval split, `config.dataset.eval_split`):
+  * clustering (the paper's Table 1 protocol): Q's first categorical head on
+    Enc(x) against the class labels. Only for datasets with class labels
+    (`LABELLED_DATASETS`); CelebA and 3D Chairs carry a constant label 0 in our
+    pipeline, where these scores would be meaningless.
+  * `recon_mse`: mean squared reconstruction error per pixel.
+  * generation (needs a `lgae.classifier.Classifier`, MNIST only):
+    `frechet_distance` between the classifier's penultimate features of the
+    eval images and of as many generated images Dec(G(p, c)); and
+    `generated_label_accuracy`, the percent of generated images whose
+    classifier label is the digit that Q's cluster of the same category maps
+    to (Hungarian matching on the eval split).
+
+Generated image `i` is drawn from `fold_in(fold_in(PRNGKey(config.seed),
+_GENERATION_SALT), i)` with its first Cat code set to `i mod K`, so the
+generated set depends on the seed and the split size only, not on the batch
+size or the device count, and the categories are exactly balanced.
 """
 
+import dataclasses
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from lgae import checkpointing
+from lgae import classifier as classifier_lib
 from lgae import input_pipeline
+from lgae import latent
 from lgae import metrics
 from lgae import parallel
+from lgae import plots
 from lgae import state as state_lib
+
+# Datasets whose `label` is a class; the others' labels are all 0.
+LABELLED_DATASETS = frozenset({'mnist'})
+
+# Keys of `evaluate_checkpoint_metrics`, in the order they are written.
+CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
+                          'num_clusters_used', 'recon_mse', 'frechet_distance',
+                          'generated_label_accuracy')
+
+# Separates the evaluation's generation keys from every other use of the seed.
+_GENERATION_SALT = 0x1A6E
+
+
+def has_class_labels(config: ml_collections.ConfigDict) -> bool:
+  """Whether the dataset's labels are classes (clustering scores make sense)."""
+  return config.dataset.name in LABELLED_DATASETS
+
+
+# -----------------------------------------------------------------------------
+# Encoding, decoding, generating.
+# -----------------------------------------------------------------------------
 
 
 def eval_outputs(state: state_lib.LatentGANState, images: jax.Array) -> dict[str, jax.Array]:
@@ -32,6 +78,38 @@ def eval_outputs(state: state_lib.LatentGANState, images: jax.Array) -> dict[str
   return {'clusters': clusters.astype(jnp.int32), 'sq_err': sq_err, 'z': z}
 
 
+def generate_from_codes(state: state_lib.LatentGANState, codes: latent.Codes,
+                        layout: latent.CodeLayout) -> jax.Array:
+  """Dec(G(codes)): [N, H, W, C] images in [-1, 1] (decoder in inference mode)."""
+  z = state.gen.apply_fn({'params': state.gen.params}, latent.generator_input(codes, layout))
+  return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
+                           z, method='decode')
+
+
+# Jitted once per code layout; the state's shardings decide where it runs.
+decode_codes = jax.jit(generate_from_codes, static_argnames='layout')
+
+
+@jax.jit
+def reconstruct(state: state_lib.LatentGANState, images: jax.Array) -> jax.Array:
+  """Dec(Enc(x)) in inference mode."""
+  _, recon = state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
+                               images, train=False)
+  return recon
+
+
+def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -> latent.Codes:
+  """The codes of generated eval images `indices` (see the module docstring)."""
+  base = jax.random.fold_in(jax.random.PRNGKey(seed), _GENERATION_SALT)
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, indices)
+  one = lambda key: jax.tree.map(lambda a: a[0], latent.sample(key, layout, 1))
+  codes = jax.vmap(one)(keys)
+  if layout.categorical:
+    first = (indices % layout.categorical[0]).astype(jnp.int32)
+    codes = dataclasses.replace(codes, categorical=codes.categorical.at[:, 0].set(first))
+  return codes
+
+
 @functools.lru_cache(maxsize=8)
 def _jitted_eval_outputs(mesh: jax.sharding.Mesh):
   rep = parallel.replicated(mesh)
@@ -39,36 +117,215 @@ def _jitted_eval_outputs(mesh: jax.sharding.Mesh):
                  out_shardings=rep)
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_generate(mesh: jax.sharding.Mesh, layout: latent.CodeLayout, seed: int):
+  def generate(state, indices):
+    return generate_from_codes(state, generation_codes(indices, layout, seed), layout)
+  return jax.jit(generate, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 out_shardings=parallel.batch_sharded(mesh))
+
+
+# -----------------------------------------------------------------------------
+# Passes over the data.
+# -----------------------------------------------------------------------------
+
+
 def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
-            mesh: jax.sharding.Mesh, *, split: str | None = None) -> dict[str, np.ndarray]:
+            mesh: jax.sharding.Mesh, *, split: str | None = None,
+            classifier: classifier_lib.Classifier | None = None) -> dict[str, np.ndarray]:
   """Runs `eval_outputs` over a whole split; returns unpadded numpy arrays.
 
   Returns:
-    {'labels': [N], 'clusters': [N, num_cat_codes], 'sq_err': [N], 'z': [N, latent]}
+    {'labels': [N], 'clusters': [N, num_cat_codes], 'sq_err': [N], 'z': [N, latent]},
+    plus 'features': [N, F] (the classifier's features) if `classifier` is given.
   """
   parallel.check_divisible(config.eval_batch_size, mesh, field='eval_batch_size')
   fn = _jitted_eval_outputs(mesh)
-  parts = {'labels': [], 'clusters': [], 'sq_err': [], 'z': []}
+  keys = ('clusters', 'sq_err', 'z') + (('features',) if classifier is not None else ())
+  parts = {k: [] for k in ('labels',) + keys}
   for batch in input_pipeline.eval_iterator(config, split=split):
-    out = jax.device_get(fn(state, parallel.shard_batch({'image': batch['image']}, mesh)['image']))
+    images = parallel.shard_batch({'image': batch['image']}, mesh)['image']
+    out = fn(state, images)
+    if classifier is not None:
+      out['features'] = classifier.features(images)
+    out = jax.device_get(out)
     keep = batch['mask'] > 0
     parts['labels'].append(batch['label'][keep])
-    for k in ('clusters', 'sq_err', 'z'):
+    for k in keys:
       parts[k].append(out[k][keep])
   return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def generation_scores(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                      mesh: jax.sharding.Mesh, classifier: classifier_lib.Classifier,
+                      real_features: np.ndarray,
+                      cluster_to_label: dict[int, int] | None) -> dict[str, float]:
+  """Frechet distance and label accuracy of `len(real_features)` generated images.
+
+  Args:
+    state: the train state.
+    config: uses `seed`, `eval_batch_size` and `codes`.
+    mesh: the device mesh (`eval_batch_size` must divide over it).
+    classifier: the feature extractor and labeller.
+    real_features: [N, F] classifier features of the eval split.
+    cluster_to_label: Q's cluster -> class label (`metrics.hungarian_mapping`
+      on the eval split); None skips `generated_label_accuracy`.
+
+  Returns:
+    {'frechet_distance': float} and, with a mapping and a Cat code,
+    {'generated_label_accuracy': percent}.
+  """
+  layout = latent.CodeLayout.from_config(config)
+  batch_size = int(config.eval_batch_size)
+  parallel.check_divisible(batch_size, mesh, field='eval_batch_size')
+  fn = _jitted_generate(mesh, layout, int(config.seed))
+  num = real_features.shape[0]
+  features, predicted = [], []
+  for start in range(0, num, batch_size):
+    # Always full batches (one compile); the surplus images past `num` are dropped.
+    indices = np.arange(start, start + batch_size, dtype=np.int32)
+    images = fn(state, parallel.shard_batch({'i': indices}, mesh)['i'])
+    feats, logits = jax.device_get(classifier.features_and_logits(images))
+    keep = min(batch_size, num - start)
+    features.append(feats[:keep])
+    predicted.append(np.argmax(logits[:keep], axis=-1))
+  scores = {'frechet_distance': metrics.frechet_distance(real_features, np.concatenate(features))}
+  if cluster_to_label is not None and layout.categorical:
+    categories = np.arange(num) % layout.categorical[0]
+    # A category Q never predicts on real data has no label: its images count as wrong.
+    expected = np.array([cluster_to_label.get(int(k), -1) for k in categories])
+    scores['generated_label_accuracy'] = float(
+        100.0 * np.mean(np.concatenate(predicted) == expected))
+  return scores
+
+
 def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
-             mesh: jax.sharding.Mesh, *, split: str | None = None) -> dict[str, float]:
-  """Unsupervised-classification and reconstruction scores on the eval split.
+             mesh: jax.sharding.Mesh, *, split: str | None = None,
+             classifier: classifier_lib.Classifier | None = None) -> dict[str, float]:
+  """Unsupervised-classification, reconstruction and generation scores on the eval split.
 
   Clustering uses Q's first categorical head (MNIST: the Cat(10) code), the
-  paper's Table 1 protocol.
+  paper's Table 1 protocol, and is only reported for labelled datasets.
+  Generation scores need `classifier`; without it they are omitted.
   """
-  outputs = collect(state, config, mesh, split=split)
+  outputs = collect(state, config, mesh, split=split, classifier=classifier)
   scores = {'recon_mse': float(np.mean(outputs['sq_err']))}
-  if outputs['clusters'].shape[1]:
+  mapping = None
+  if has_class_labels(config) and outputs['clusters'].shape[1]:
     num_clusters = int(config.codes.categorical[0])
-    scores.update(metrics.clustering_scores(outputs['labels'], outputs['clusters'][:, 0],
+    clusters = outputs['clusters'][:, 0]
+    scores.update(metrics.clustering_scores(outputs['labels'], clusters,
                                             num_clusters=num_clusters))
+    mapping = metrics.hungarian_mapping(outputs['labels'], clusters)
+  if classifier is not None:
+    scores.update(generation_scores(state, config, mesh, classifier, outputs['features'],
+                                    mapping))
   return scores
+
+
+def evaluate_checkpoint_metrics(
+    state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh, *, split: str | None = None,
+    classifier: classifier_lib.Classifier | None = None) -> dict[str, float | int | None]:
+  """`evaluate` as a dict with every key of `CHECKPOINT_METRIC_KEYS`.
+
+  Keys that do not apply (clustering without class labels, generation without
+  a classifier) are None, so files written from different datasets share one
+  schema. Errors are in percent.
+  """
+  scores = evaluate(state, config, mesh, split=split, classifier=classifier)
+  result = {key: scores.get(key) for key in CHECKPOINT_METRIC_KEYS}
+  result['step'] = int(jax.device_get(state.step))
+  if result['num_clusters_used'] is not None:
+    result['num_clusters_used'] = int(result['num_clusters_used'])
+  return result
+
+
+# -----------------------------------------------------------------------------
+# Samples for TensorBoard and figures.
+# -----------------------------------------------------------------------------
+
+
+def sample_images(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                  key: jax.Array, num: int) -> np.ndarray:
+  """`num` images Dec(G(p, c)) with all codes drawn from their priors: [num, H, W, C]."""
+  layout = latent.CodeLayout.from_config(config)
+  return np.asarray(jax.device_get(decode_codes(state, latent.sample(key, layout, num), layout)))
+
+
+def sample_grid(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                key: jax.Array, num_columns: int = 10) -> np.ndarray:
+  """A Fig. 2 style uint8 grid: a row per category of the first Cat code, a column per noise draw.
+
+  Without a Cat code it is a num_columns x num_columns grid of samples.
+  """
+  layout = latent.CodeLayout.from_config(config)
+  if layout.categorical:
+    rows = layout.categorical[0]
+    codes = latent.category_grid(key, layout, 0, num_columns)
+  else:
+    rows = num_columns
+    codes = latent.sample(key, layout, rows * num_columns)
+  images = jax.device_get(decode_codes(state, codes, layout))
+  return plots.image_grid(np.asarray(images), rows, num_columns)
+
+
+# -----------------------------------------------------------------------------
+# Checkpoints.
+# -----------------------------------------------------------------------------
+
+
+def fit_eval_batch_size(config: ml_collections.ConfigDict,
+                        num_devices: int) -> ml_collections.ConfigDict:
+  """A copy of `config` whose `eval_batch_size` divides over `num_devices`.
+
+  A checkpoint written on N devices may be evaluated on M; the eval batch size
+  only sets the padding, which no score depends on, so rounding it down to a
+  multiple of M (at least M) is safe.
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  size = int(config.eval_batch_size)
+  if size % num_devices:
+    config.eval_batch_size = max(num_devices, size // num_devices * num_devices)
+  return config
+
+
+def load_checkpoint(workdir: str, step: int | None = None,
+                    mesh: jax.sharding.Mesh | None = None
+                    ) -> tuple[state_lib.LatentGANState, ml_collections.ConfigDict,
+                               jax.sharding.Mesh]:
+  """Restores `(state, config, mesh)` from `workdir` read-only.
+
+  Args:
+    workdir: a run directory written by `experiments.main`.
+    step: the checkpoint step; None for the latest.
+    mesh: where to place the state; default every device of this machine.
+      The saved `eval_batch_size` is adjusted to divide over it.
+
+  Returns:
+    The replicated state, the saved config and the mesh.
+
+  Raises:
+    checkpointing.CheckpointError: no checkpoint, a damaged one, or one that
+      does not match its own config.
+  """
+  mesh = mesh or parallel.make_mesh()
+  checkpointer = checkpointing.Checkpointer(workdir, read_only=True)
+  try:
+    config = checkpointer.restore_config(step)
+    try:
+      abstract = state_lib.abstract_state(config, mesh)
+    except Exception as e:  # A config JSON that parses but is not a model.
+      raise checkpointing.CheckpointError(
+          f'The config saved in {checkpointer.directory} does not describe an lgae model '
+          f'({type(e).__name__}: {e}).') from e
+    state = checkpointer.restore_state(abstract, step)
+  finally:
+    checkpointer.close()
+  return state, fit_eval_batch_size(config, mesh.devices.size), mesh
+
+
+def json_ready(scores: dict[str, Any]) -> dict[str, Any]:
+  """Non-finite floats become None, so the JSON is strict (no NaN tokens)."""
+  return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+          for k, v in scores.items()}

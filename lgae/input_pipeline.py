@@ -158,8 +158,7 @@ _DATASETS = {
     'celeb_a': _DatasetSpec(
         decode=_decode_celeb_a,
         how_to_prepare=lambda data_dir: (
-            'It cannot be downloaded here (no internet). Prepare it with tfds '
-            'on a machine with internet, e.g.\n'
+            'Prepare it with tfds on a machine with internet, e.g.\n'
             '  tfds build celeb_a --data_dir=DIR\n'
             f'then copy DIR/celeb_a into {data_dir}/.'),
     ),

@@ -5,12 +5,13 @@ paper's fc-o1-sig: the sigmoid is folded into a numerically stable BCE).
 """
 
 from collections.abc import Sequence
+import math
 
 import jax
 import jax.numpy as jnp
 import optax
 
-_HALF_LOG_2PI = 0.5 * float(jnp.log(2.0 * jnp.pi))
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def reconstruction_loss(images: jax.Array, reconstructions: jax.Array) -> jax.Array:

@@ -71,6 +71,12 @@ class ProgressLogger:
     self._prev_time, self._prev_step = now, step
     return rate
 
+  def restart_window(self, step: int) -> None:
+    """Starts the next steps/s window now (excludes eval and checkpoint time)."""
+    self._prev_time, self._prev_step = time.monotonic(), step
+    if self._first == step - 1:
+      self._start, self._first = self._prev_time, step
+
   def log(self, step: int, rate: float, scalars: dict[str, float]) -> None:
     elapsed = time.monotonic() - self._start
     done = step - self._first

@@ -114,7 +114,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = input_pipeline.train_iterator(config, start_step=start_step)
   writer = metric_writers.MetricWriter(workdir)
   progress = metric_writers.ProgressLogger(start_step, total_steps)
-  pending: list[tuple[int, dict]] = []
+  pending: list[tuple[int, dict]] = []  # per-step metrics still on device.
+  window: list[dict[str, float]] = []    # fetched metrics since the last log.
   eval_every = config.eval_every_steps
 
   def save(step):
@@ -129,27 +130,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         batch = parallel.shard_batch(next(batches), mesh)
         state, step_metrics = step_fn(state, batch)
         step += 1
+        if step == start_step + 1:  # steps/s and ETA exclude the compile.
+          jax.block_until_ready(step_metrics)
+          progress.restart_window(step)
         pending.append((step, step_metrics))
         is_last = step == total_steps or stop.requested
         log_now = step % config.log_every_steps == 0 or is_last
         ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
         eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
         if log_now or ckpt_now or eval_now:
-          fetched = _check_finite(pending)
+          window.extend(s for _, s in _check_finite(pending))
           pending = []
+          record = {}
           if log_now:
-            window = [s for _, s in fetched]
-            means = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
-            means['steps_per_sec'] = progress.steps_per_sec(step)
-            writer.write_scalars(step, means)
-            progress.log(step, means['steps_per_sec'], means)
-        if eval_now:
-          scores = evaluation.evaluate(state, config, mesh)
-          writer.write_scalars(step, scores, prefix='eval/')
-          logging.info('eval at step %d: %s', step,
-                       ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))
+            record = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
+            window = []
+            record['steps_per_sec'] = progress.steps_per_sec(step)
+            progress.log(step, record['steps_per_sec'], record)
+          if eval_now:
+            scores = evaluation.evaluate(state, config, mesh)
+            record.update({f'eval/{k}': v for k, v in scores.items()})
+            logging.info('eval at step %d: %s', step,
+                         ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))
+          if record:
+            # One record per log step; eval scores join the record of their step.
+            writer.write_scalars(step, record)
         if ckpt_now:
           save(step)
+        if eval_now or ckpt_now:
+          progress.restart_window(step)  # steps/s measures training only.
         if stop.requested:
           logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
                           'command to resume.', stop.signal_name, step, checkpointer.directory)

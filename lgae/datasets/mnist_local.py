@@ -87,7 +87,7 @@ class _OfflineMnist(tfds_mnist.MNIST, skip_registration=True):
       splits: split name -> (uint8 images [N, 28, 28], int labels [N]).
       **kwargs: forwarded to `tfds.core.DatasetBuilder` (e.g. `data_dir`).
     """
-    self._splits = splits
+    self._source_arrays = splits
     super().__init__(**kwargs)
 
   @tfds.core.utils.classproperty
@@ -105,7 +105,7 @@ class _OfflineMnist(tfds_mnist.MNIST, skip_registration=True):
         tfds.core.SplitGenerator(
             name=name, gen_kwargs=dict(images=images, labels=labels)
         )
-        for name, (images, labels) in self._splits.items()
+        for name, (images, labels) in self._source_arrays.items()
     ]
 
   def _generate_examples(self, images, labels):  # pylint: disable=arguments-differ

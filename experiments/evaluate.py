@@ -1,0 +1,77 @@
+r"""Evaluates a checkpoint of a training run and writes `<workdir>/eval.json`.
+
+  python -m experiments.evaluate --workdir=/tmp/mnist
+  python -m experiments.evaluate --workdir=/tmp/mnist --step=4000
+
+The checkpoint (latest, or --step) and its config are restored read-only onto
+every device of this machine. The scores are those of
+`lgae.evaluation.evaluate_checkpoint_metrics` (None where they do not apply);
+for MNIST the classifier behind the generation metrics is trained once and
+cached under the tfds data dir (`lgae.classifier`). `eval.json` is the only
+file written into the workdir, atomically (a temporary file renamed into
+place). Unusable workdirs end with one `error: ...` line and exit code 1.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from lgae import checkpointing
+from lgae import classifier as classifier_lib
+from lgae import evaluation
+from lgae import input_pipeline
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+flags.mark_flags_as_required(['workdir'])
+
+# Errors a user can fix from the message alone: print it, no traceback.
+_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError)
+
+EVAL_FILE = 'eval.json'
+
+
+def write_json_atomically(path: str, payload: dict) -> None:
+  """Writes `payload` to a temporary file beside `path`, then renames it over `path`."""
+  directory, name = os.path.split(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix=f'.{name}.tmp-', dir=directory)
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(payload, f, indent=2)
+      f.write('\n')
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def run(workdir: str, step: int | None = None) -> dict:
+  """Restores, evaluates and writes `<workdir>/eval.json`; returns the scores."""
+  state, config, mesh = evaluation.load_checkpoint(workdir, step)
+  input_pipeline.check_available(config)
+  classifier = classifier_lib.get_or_train_classifier(config)
+  scores = evaluation.json_ready(
+      evaluation.evaluate_checkpoint_metrics(state, config, mesh, classifier=classifier))
+  write_json_atomically(os.path.join(workdir, EVAL_FILE), scores)
+  return scores
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    scores = run(_WORKDIR.value, _STEP.value)
+  except _USER_ERRORS as e:
+    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
+    sys.exit(1)
+  logging.info('Wrote %s', os.path.join(_WORKDIR.value, EVAL_FILE))
+  print(json.dumps(scores, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,55 @@
+r"""Writes the paper-style figures of a checkpoint as PNGs.
+
+  python -m experiments.traverse --workdir=/tmp/mnist --out=/tmp/mnist_figures
+  python -m experiments.traverse --workdir=/tmp/mnist --out=DIR --step=4000 --seed=1
+
+Restores the checkpoint (latest, or --step) read-only and writes into --out:
+samples_by_category.png (Fig. 2; samples_by_category_<i>.png for further Cat
+codes), traverse_u<i>.png per continuous code (Figs. 3-4) and
+reconstructions.png. Nothing is written into the workdir. Unusable workdirs
+end with one `error: ...` line and exit code 1, before --out is created.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+import jax
+
+from lgae import checkpointing
+from lgae import evaluation
+from lgae import input_pipeline
+from lgae import traversal
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
+_OUT = flags.DEFINE_string('out', None, 'Directory for the PNGs (created if missing).')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise and code draws in the figures.')
+flags.mark_flags_as_required(['workdir', 'out'])
+
+_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError)
+
+
+def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> list[str]:
+  """Restores the checkpoint and writes the figures; returns their paths."""
+  state, config, _ = evaluation.load_checkpoint(workdir, step)
+  # Read the reconstruction inputs before creating out_dir, so a missing
+  # dataset leaves nothing behind.
+  images = traversal.eval_images(config, 50)
+  return traversal.write_figures(state, config, out_dir, jax.random.PRNGKey(seed),
+                                 images=images)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
+  except _USER_ERRORS as e:
+    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
+    sys.exit(1)
+  print('\n'.join(paths))
+
+
+if __name__ == '__main__':
+  app.run(main)
