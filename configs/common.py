@@ -66,7 +66,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.loss.label_flip_prob = 0.0
   # Extra signal into the encoder (0 = the paper's literal reading: encoder
   # trained by the reconstruction loss only). See README "Design choices".
-  config.loss.encoder_adversarial_weight = 0.0
+  config.loss.encoder_adversarial_weight = 0.0   # AAE-style: Enc tries to look like G to D.
+  config.loss.encoder_entropy_weight = 0.0       # Enc makes Q's Cat prediction on Enc(x) confident.
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 2e-4

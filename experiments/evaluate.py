@@ -41,6 +41,7 @@ def write_json_atomically(path: str, payload: dict) -> None:
   directory, name = os.path.split(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix=f'.{name}.tmp-', dir=directory)
   try:
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would make eval.json private.
     with os.fdopen(fd, 'w') as f:
       json.dump(payload, f, indent=2)
       f.write('\n')
@@ -64,6 +65,7 @@ def run(workdir: str, step: int | None = None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  evaluation.silence_closed_event_loop_callbacks()
   try:
     scores = run(_WORKDIR.value, _STEP.value)
   except _USER_ERRORS as e:

@@ -33,16 +33,13 @@ _USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError)
 def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> list[str]:
   """Restores the checkpoint and writes the figures; returns their paths."""
   state, config, _ = evaluation.load_checkpoint(workdir, step)
-  # Read the reconstruction inputs before creating out_dir, so a missing
-  # dataset leaves nothing behind.
-  images = traversal.eval_images(config, 50)
-  return traversal.write_figures(state, config, out_dir, jax.random.PRNGKey(seed),
-                                 images=images)
+  return traversal.write_figures(state, config, out_dir, jax.random.PRNGKey(seed))
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  evaluation.silence_closed_event_loop_callbacks()
   try:
     paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
   except _USER_ERRORS as e:

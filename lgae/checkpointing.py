@@ -76,8 +76,8 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises several types for damaged files.
-      raise CheckpointError(f'Cannot read the config of checkpoint {step} in {self.directory}: '
-                            f'{type(e).__name__}: {e}') from e
+      raise CheckpointError(f'Cannot read the config of checkpoint {step} in {self.directory} '
+                            f'({_one_line(e)}).{self._if_damaged(step)}') from e
     return ml_collections.ConfigDict(restored['config'])
 
   def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
@@ -94,13 +94,23 @@ class Checkpointer:
     except Exception as e:
       raise CheckpointError(
           f'Checkpoint {step} in {self.directory} does not match this model or is damaged '
-          f'({type(e).__name__}: {str(e)[:500]}). Use the config it was written with, or a '
-          'fresh --workdir.') from e
+          f'({_one_line(e)}). Use the config it was written with, or a fresh --workdir.'
+          f'{self._if_damaged(step)}') from e
     return restored['state']
 
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+  def _if_damaged(self, step: int) -> str:
+    """How to fall back from a damaged `step` to the one before it, if any."""
+    # Advice only, never done here: the step may hold the only copy of a long
+    # run, and be unreadable for a reason that passes (e.g. a flaky disk).
+    earlier = [s for s in self.all_steps() if s < step]
+    if not earlier:
+      return ''
+    return (f' If it is damaged, delete {os.path.join(self.directory, str(step))} to resume '
+            f'from step {max(earlier)}.')
 
   def _require_step(self, step: int | None) -> int:
     if step is None:
@@ -111,6 +121,11 @@ class Checkpointer:
       raise CheckpointError(f'No checkpoint for step {step} in {self.directory}; '
                             f'have {self.all_steps()}.')
     return step
+
+
+def _one_line(error: Exception, limit: int = 300) -> str:
+  # TensorStore errors span dozens of lines (a JSON spec); the CLI prints one.
+  return f'{type(error).__name__}: {" ".join(str(error).split())[:limit]}'
 
 
 def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> None:

@@ -48,6 +48,9 @@ _METADATA_FILE = 'classifier.json'
 _CACHE_SUBDIR = 'lgae_classifiers'
 # Fixed so that test accuracy is comparable between recipes and cache dirs.
 _EVAL_BATCH_SIZE = 500
+# Part of the cache key: bump it whenever `train` changes how weights come
+# out (e.g. 2: cosine learning-rate decay), so stale caches are not reused.
+_TRAINING_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +64,8 @@ class Recipe:
       dimension of `Classifier.features` (and of the Frechet distance).
     num_classes: number of labels.
     batch_size: training batch size (capped at the train split's size).
-    learning_rate: Adam's learning rate.
+    learning_rate: Adam's initial learning rate, cosine-decayed to 0 over
+      training.
     num_epochs: passes over the train split when no step count is given.
     seed: seeds the initialisation and the data order, so the cache key
       determines the weights.
@@ -178,6 +182,7 @@ def cache_key(config: ml_collections.ConfigDict, recipe: Recipe,
       'channels': int(config.dataset.channels),
       'recipe': dataclasses.asdict(recipe),
       'num_steps': num_steps,
+      'training_version': _TRAINING_VERSION,
   }
 
 
@@ -207,7 +212,7 @@ def train(model: CNN, batches: Iterator[Batch], num_steps: int, *, learning_rate
     batches: yields {'image': [B, H, W, C] float32, 'label': [B] int} numpy
       batches of a fixed size B (one compile).
     num_steps: number of updates.
-    learning_rate: Adam's learning rate.
+    learning_rate: Adam's initial learning rate, cosine-decayed to 0.
     seed: initialisation seed.
     image_shape: (H, W, C), to initialise the parameters.
 
@@ -215,7 +220,7 @@ def train(model: CNN, batches: Iterator[Batch], num_steps: int, *, learning_rate
     The trained parameters.
   """
   params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *image_shape)))['params']
-  tx = optax.adam(learning_rate)
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, max(num_steps, 1)))
   opt_state = tx.init(params)
 
   @jax.jit
@@ -285,6 +290,8 @@ def _write_atomically(directory: str, params: Any, metadata: dict[str, Any]) -> 
   parent, name = os.path.split(os.path.abspath(directory))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
+  # mkdtemp makes it private (0700); the cache is shared by everyone who reads the data dir.
+  os.chmod(tmp, 0o755)
   try:
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(epath.Path(tmp) / _PARAMS_DIR, jax.device_get(params))

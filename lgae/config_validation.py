@@ -6,8 +6,12 @@ their types) is `configs.common.get_base_config()`.
 """
 
 from collections.abc import Sequence
+import difflib
 import math
+import re
+import sys
 
+from absl import flags
 import ml_collections
 
 from configs import common
@@ -59,13 +63,20 @@ def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
   """Unknown, missing and wrongly typed fields, against the base schema."""
   schema = _flatten(common.get_base_config())
   given = _flatten(config)
+  groups = {name.rsplit('.', 1)[0] for name in schema if '.' in name}
   errors = []
   for name in sorted(set(given) - set(schema)):
-    close = [s for s in schema if s.split('.')[-1] == name.split('.')[-1] or
-             _similar(s, name)]
-    hint = f' Did you mean config.{close[0]}?' if close else ''
+    if name in groups:  # e.g. `config.loss = 1.0`: a whole group replaced.
+      fields = sorted(s for s in schema if s.startswith(name + '.'))
+      errors.append(f'config.{name}: expected a group of fields ({", ".join(fields[:3])}, ...), '
+                    f'got {given[name]!r}.')
+      continue
+    hint = _closest(name, schema)
+    hint = f' Did you mean config.{hint}?' if hint else ''
     errors.append(f'config.{name}: unknown field.{hint}')
   for name in sorted(set(schema) - set(given)):
+    if any(g.startswith(name + '.') for g in given):
+      continue  # reported above as an unknown field under `name`.
     errors.append(f'config.{name}: missing (every config starts from configs.common).')
   for name in sorted(set(schema) & set(given)):
     if not _type_ok(schema[name], given[name]):
@@ -74,12 +85,17 @@ def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
   return errors
 
 
-def _similar(a: str, b: str) -> bool:
-  a, b = a.split('.')[-1], b.split('.')[-1]
-  if abs(len(a) - len(b)) > 2:
-    return False
-  common_chars = sum(1 for x, y in zip(a, b) if x == y)
-  return common_chars >= max(len(a), len(b)) - 2
+def _closest(name: str, schema) -> str | None:
+  """The schema field a user most likely meant by the unknown `name`."""
+  leaf = name.rsplit('.', 1)[-1]
+  # Right name, wrong group (`config.learning_rate` for optimizer.learning_rate).
+  same_leaf = [s for s in schema if s.rsplit('.', 1)[-1] == leaf]
+  if same_leaf:
+    return same_leaf[0]
+  # A typo (`loss.lamda_disc`): compare whole dotted names so that a near
+  # miss in the right group wins over one elsewhere.
+  close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.75)
+  return close[0] if close else None
 
 
 def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> list[str]:
@@ -150,7 +166,8 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
          f'{c.num_continuous} = {width}; fix the layout or the table width.')
 
   # Losses and optimiser.
-  for name in ('lambda_disc', 'lambda_cont', 'encoder_adversarial_weight'):
+  for name in ('lambda_disc', 'lambda_cont', 'encoder_adversarial_weight',
+               'encoder_entropy_weight'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
   for name in ('real_label', 'fake_label'):
     need(0.0 <= lc[name] <= 1.0, f'config.loss.{name}={lc[name]} must be in [0, 1].')
@@ -170,14 +187,43 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
 
 
 def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
-  """The dataset name must be a tfds builder (lgae's own builders included)."""
+  """The dataset must be a tfds builder lgae can preprocess, with the splits named.
+
+  Reads the dataset's metadata if it is prepared (never its data); a dataset
+  that is not prepared is left to `input_pipeline.check_available`, whose
+  error says how to prepare it.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from lgae import datasets  # pylint: disable=g-import-not-at-top,unused-import
-  name = config.dataset.name
-  if name and name not in tfds.list_builders(with_community_datasets=False):
-    return [f'config.dataset.name={name!r} is not a tfds dataset known here '
-            "(e.g. 'mnist', 'rendered_chairs', 'celeb_a')."]
-  return []
+  # Also registers lgae's own builders (rendered_chairs) with tfds.
+  from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
+  d = config.dataset
+  builders = tfds.list_builders(with_community_datasets=False)
+  if d.name not in builders:
+    close = difflib.get_close_matches(d.name, builders, n=1)
+    hint = f' Did you mean {close[0]!r}?' if close else ''
+    return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
+  supported = sorted(input_pipeline._DATASETS)  # pylint: disable=protected-access
+  if d.name not in supported:
+    return [f'config.dataset.name={d.name!r}: tfds knows it, but lgae has no preprocessing for '
+            f'it (supported: {", ".join(supported)}).']
+  errors = []
+  sizes = {}
+  for field in ('train_split', 'eval_split'):
+    try:
+      sizes[field] = input_pipeline.num_examples(config, d[field])
+    except input_pipeline.DataNotFoundError:
+      return errors
+    except (ValueError, KeyError, AssertionError) as e:  # what tfds raises for bad splits.
+      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      errors.append(f'config.dataset.{field}={d[field]!r} is not a split of {d.name}: {reason}')
+      continue
+    if sizes[field] == 0:
+      errors.append(f'config.dataset.{field}={d[field]!r} selects no examples of {d.name}.')
+  train_size = sizes.get('train_split', 0)
+  if 0 < train_size < config.batch_size:
+    errors.append(f'config.batch_size={config.batch_size} is larger than the {train_size} '
+                  f'examples of {d.name} {d.train_split!r}: training uses full batches only.')
+  return errors
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
@@ -190,3 +236,62 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
       errors = dataset_errors(config)
   if errors:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(errors))
+
+
+def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
+  """A flags parser for `app.run(main, flags_parser=parse_flags)`.
+
+  Like absl's default parser (usage errors are one line and exit 1), and also
+  for an override of a field the config does not have (`--config.batchsize`):
+  config_flags lets a bare AttributeError escape for it, which absl prints as
+  a 40-line traceback.
+
+  Args:
+    argv: the full command line, program name first.
+    flag_values: the absl FlagValues to parse into (default: the global FLAGS).
+
+  Returns:
+    The arguments left after the flags, program name first.
+  """
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    return flag_values(list(argv))
+  except flags.Error as e:
+    _usage_error(str(e))
+  except (AttributeError, KeyError) as e:
+    message = _unknown_override_message(argv, e)
+    if message is None:  # Not an override we can point at: a real bug, keep the traceback.
+      raise
+    _usage_error(message)
+  raise AssertionError('unreachable')
+
+
+def _unknown_override_message(argv: Sequence[str], error: Exception) -> str | None:
+  """'--config.batchsize=32: the config has no field ...', or None if no flag matches."""
+  # ml_collections raises AttributeError(KeyError("'batchsize'\nDid you mean \"batch_size\"
+  # instead of \"batchsize\"?")); unwrap to that text (str() of a KeyError is its repr).
+  while isinstance(error, BaseException) and error.args:
+    error = error.args[0]
+  error = str(error)
+  key = re.search(r"'([^'\\]+)'", error)
+  if not key:
+    return None
+  key = key.group(1)
+  suggestion = re.search(r'Did you mean "([^"]+)"', error)
+  for arg in argv[1:]:
+    flag = arg.split('=', 1)[0]
+    parts = flag.lstrip('-').split('.')
+    if not flag.startswith('--') or len(parts) < 2 or key not in parts[1:]:
+      continue
+    message = f'{arg}: the {parts[0]} has no field {key!r}.'
+    if suggestion:
+      fixed = parts[:1] + [suggestion.group(1) if p == key else p for p in parts[1:]]
+      message += f' Did you mean --{".".join(fixed)}?'
+    return message
+  return None
+
+
+def _usage_error(message: str):
+  sys.stderr.write(f'FATAL Flags parsing error: {message}\n'
+                   'Pass --helpshort or --helpfull to see help on flags.\n')
+  sys.exit(1)

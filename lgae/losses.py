@@ -44,6 +44,20 @@ def encoder_adversarial_loss(real_logits: jax.Array) -> jax.Array:
   return jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
 
 
+def categorical_entropy(cat_logits: Sequence[jax.Array]) -> jax.Array:
+  """Mean entropy of Q's categorical predictions, summed over Cat codes.
+
+  Applied to Q(Enc(x)) and minimised by the encoder, it pushes real latents
+  away from Q's decision boundaries, i.e. into the code regions G carves out.
+  Not in the paper; see `config.loss.encoder_entropy_weight`.
+  """
+  total = jnp.zeros((), jnp.float32)
+  for logits in cat_logits:
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    total += jnp.mean(-jnp.sum(jnp.exp(logp) * logp, axis=-1))
+  return total
+
+
 def categorical_mi_loss(cat_logits: Sequence[jax.Array], categories: jax.Array) -> jax.Array:
   """-L_1 for the Cat codes: cross-entropy of Q's heads, summed over codes.
 

@@ -134,7 +134,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           jax.block_until_ready(step_metrics)
           progress.restart_window(step)
         pending.append((step, step_metrics))
-        is_last = step == total_steps or stop.requested
+        # Read once: a signal arriving later in this iteration (eval, save) is
+        # acted on at the next step, so the checkpoint below always precedes the stop.
+        stopping = stop.requested
+        is_last = step == total_steps or stopping
         log_now = step % config.log_every_steps == 0 or is_last
         ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
         eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
@@ -159,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           save(step)
         if eval_now or ckpt_now:
           progress.restart_window(step)  # steps/s measures training only.
-        if stop.requested:
+        if stopping:
           logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
                           'command to resume.', stop.signal_name, step, checkpointer.directory)
           break

@@ -3,8 +3,8 @@
 Order inside one step (all three use the same batch and the same codes):
 
 1. Autoencoder: z = Enc(x), x_hat = Dec(z); MSE (Eq. 1) -> ae params and
-   BatchNorm statistics. (Optionally an adversarial term on z; see
-   `config.loss.encoder_adversarial_weight`.)
+   BatchNorm statistics. (Optionally adversarial / Q-entropy terms on z; see
+   `config.loss.encoder_adversarial_weight`, `encoder_entropy_weight`.)
 2. D/Q: D sees stop_gradient(z) as real and stop_gradient(G(p, c)) as fake
    (BCE with configurable noisy labels, Eq. 2); Q's heads on the same fake
    forward give the MI loss (Eq. 3), weighted by lambda_disc / lambda_cont. The
@@ -52,13 +52,20 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
     recon_loss = losses.reconstruction_loss(images, recon)
     total = recon_loss
     aux = {'recon_loss': recon_loss}
-    if lc.encoder_adversarial_weight > 0:
-      # AAE-style: the encoder is pushed towards G's (code-structured) latent
-      # distribution by trying to make D call Enc(x) fake.
-      logits = state.disc.apply_fn({'params': state.disc.params}, z)['logit']
-      enc_adv = losses.encoder_adversarial_loss(logits)
-      total += lc.encoder_adversarial_weight * enc_adv
-      aux['encoder_adv_loss'] = enc_adv
+    if lc.encoder_adversarial_weight > 0 or lc.encoder_entropy_weight > 0:
+      # Options that let the latent GAN shape the encoder (D/Q held fixed here).
+      out = state.disc.apply_fn({'params': state.disc.params}, z)
+      if lc.encoder_adversarial_weight > 0:
+        # AAE-style: pull Enc(x) towards G's code-structured distribution by
+        # trying to make D call it fake.
+        enc_adv = losses.encoder_adversarial_loss(out['logit'])
+        total += lc.encoder_adversarial_weight * enc_adv
+        aux['encoder_adv_loss'] = enc_adv
+      if lc.encoder_entropy_weight > 0:
+        # Make Q's categorical prediction on real latents confident.
+        entropy = losses.categorical_entropy(out['cat_logits'])
+        total += lc.encoder_entropy_weight * entropy
+        aux['encoder_q_entropy'] = entropy
     return total, (z, updates['batch_stats'], aux)
 
   (_, (z, batch_stats, ae_metrics)), ae_grads = jax.value_and_grad(

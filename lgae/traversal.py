@@ -25,6 +25,8 @@ from lgae import state as state_lib
 
 # The paper sweeps U codes over [-1.5, 1.5], beyond their training range.
 SWEEP_RANGE = (-1.5, 1.5)
+# Rows of eval images (each followed by their reconstructions) in write_figures.
+NUM_RECONSTRUCTION_ROWS = 5
 
 
 def _decode(state: state_lib.LatentGANState, codes: latent.Codes,
@@ -133,7 +135,8 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
     config: its config.
     out_dir: created if missing.
     key: every figure draws from its own `fold_in` of this key.
-    images: images to reconstruct; default the first 5 rows of the eval split.
+    images: images to reconstruct; default the first NUM_RECONSTRUCTION_ROWS
+      rows of the eval split.
     num_columns: noise draws / sweep values / images per row.
 
   Returns:
@@ -144,6 +147,9 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
       not prepared.
   """
   layout = latent.CodeLayout.from_config(config)
+  if images is None:
+    # Read before creating out_dir, so a missing dataset leaves nothing behind.
+    images = eval_images(config, NUM_RECONSTRUCTION_ROWS * num_columns)
   os.makedirs(out_dir, exist_ok=True)
   paths = []
 
@@ -170,8 +176,6 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
         'other codes fixed per row')
     paths.append(path)
 
-  if images is None:
-    images = eval_images(config, 5 * num_columns)
   columns = min(num_columns, len(images))
   images = images[:len(images) // columns * columns]
   grid = reconstructions(state, config, images, columns)

@@ -1,0 +1,86 @@
+"""Throughput of the combined step and of the input pipeline, measured apart.
+
+The step is timed after compilation and warm-up on a device-resident batch,
+so the figure is the step alone; the input pipeline is timed on its own
+iterator. FLOPs come from XLA's cost analysis of the compiled step.
+"""
+
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from lgae import input_pipeline
+from lgae import parallel
+from lgae import state as state_lib
+from lgae import train_step as train_step_lib
+
+
+def _example_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """Random images of the configured shape (the step's cost does not depend on values)."""
+  size, channels = config.dataset.image_size, config.dataset.channels
+  rng = np.random.default_rng(config.seed)
+  images = rng.uniform(-1, 1, (config.batch_size, size, size, channels)).astype(np.float32)
+  return {'image': images, 'label': np.zeros((config.batch_size,), np.int32)}
+
+
+def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
+                   num_warmup: int = 3, repeats: int = 3) -> dict[str, float]:
+  """Times the jitted combined step on all devices.
+
+  Returns:
+    ms_per_step (best of `repeats` means of `num_steps` steps), images_per_sec,
+    compile_s, gflops_per_step, achieved_gflops, cpu_ms_per_step (process CPU
+    time per step: all threads, a steadier figure on a shared machine),
+    devices, batch_size.
+  """
+  mesh = parallel.make_mesh()
+  parallel.check_divisible(config.batch_size, mesh)
+  state = state_lib.create_state(config, mesh)
+  step_fn = train_step_lib.make_train_step(config, mesh)
+  batch = parallel.shard_batch({'image': _example_batch(config)['image']}, mesh)
+
+  start = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  gflops = float(cost.get('flops', float('nan'))) / 1e9 if cost else float('nan')
+
+  for _ in range(num_warmup):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  walls, cpus = [], []
+  for _ in range(repeats):
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(num_steps):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    walls.append((time.perf_counter() - wall) / num_steps)
+    cpus.append((time.process_time() - cpu) / num_steps)
+  seconds = min(walls)
+  return {
+      'ms_per_step': 1e3 * seconds,
+      'images_per_sec': config.batch_size / seconds,
+      'compile_s': compile_s,
+      'gflops_per_step': gflops,
+      'achieved_gflops': gflops / seconds,
+      'cpu_ms_per_step': 1e3 * min(cpus),
+      'devices': mesh.devices.size,
+      'batch_size': config.batch_size,
+  }
+
+
+def benchmark_input(config: ml_collections.ConfigDict, *, num_batches: int = 200,
+                    num_warmup: int = 20) -> dict[str, float]:
+  """Images/s delivered by the training input pipeline (host numpy batches)."""
+  input_pipeline.configure_tensorflow()
+  batches = input_pipeline.train_iterator(config)
+  for _ in range(num_warmup):
+    next(batches)
+  start = time.perf_counter()
+  for _ in range(num_batches):
+    next(batches)
+  seconds = time.perf_counter() - start
+  return {'input_images_per_sec': num_batches * config.batch_size / seconds}

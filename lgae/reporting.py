@@ -1,0 +1,40 @@
+"""Aggregating per-seed results into mean ± std tables (pure functions)."""
+
+from collections.abc import Sequence
+import math
+
+import numpy as np
+
+# The Table 1 figures of the paper, for side-by-side reporting.
+PAPER_TABLE1 = {'InfoGAN (K=10)': '5 ± 0.01', 'AAE (K=32)': '4.10 ± 1.13',
+                'LatentGAN-AE (paper, K=10)': '2.38 ± 0.38'}
+
+
+def aggregate(runs: Sequence[dict], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+  """Mean, sample std (ddof=1), min, max and count of each key over runs.
+
+  Missing or None values are skipped (count says how many were used).
+  """
+  out = {}
+  for key in keys:
+    values = np.asarray([r[key] for r in runs if r.get(key) is not None], np.float64)
+    if values.size == 0:
+      out[key] = {'mean': math.nan, 'std': math.nan, 'min': math.nan, 'max': math.nan, 'n': 0}
+      continue
+    out[key] = {'mean': float(values.mean()),
+                'std': float(values.std(ddof=1)) if values.size > 1 else 0.0,
+                'min': float(values.min()), 'max': float(values.max()), 'n': int(values.size)}
+  return out
+
+
+def markdown_table(runs: Sequence[dict], keys: Sequence[str], *, label_key: str = 'seed',
+                   digits: int = 2) -> str:
+  """One row per run plus a mean ± std row."""
+  fmt = lambda v: '–' if v is None else (f'{v:.{digits}f}' if isinstance(v, float) else str(v))
+  lines = ['| ' + ' | '.join([label_key, *keys]) + ' |', '|' + '---|' * (len(keys) + 1)]
+  for r in runs:
+    lines.append('| ' + ' | '.join([str(r.get(label_key)), *(fmt(r.get(k)) for k in keys)]) + ' |')
+  stats = aggregate(runs, keys)
+  lines.append('| **mean ± std** | ' + ' | '.join(
+      f"{stats[k]['mean']:.{digits}f} ± {stats[k]['std']:.{digits}f}" for k in keys) + ' |')
+  return '\n'.join(lines)

@@ -1,0 +1,328 @@
+"""Bad configs are rejected before anything compiles, each naming its field.
+
+The table starts from the shipped configs and breaks one thing per row; the
+CLI rows run `python -m experiments.main` for real and check that the user sees
+one `error:` message and no traceback, before anything is compiled.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from absl import flags
+import ml_collections
+from ml_collections import config_flags
+import pytest
+
+from configs import celeba
+from configs import chairs
+from configs import common
+from configs import mnist
+from lgae import config_validation
+from tests import fake_mnist
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ConfigError = config_validation.ConfigError
+
+
+def _set(config, dotted, value):
+  """Sets `config.<dotted>` to `value`, even of another type.
+
+  ConfigDict refuses to change a field's type on assignment, but a config file
+  written from scratch (or a config rebuilt from JSON) can hold any type, so
+  the validator must catch it: delete the field, then add it back.
+  """
+  *parents, leaf = dotted.split('.')
+  node = config
+  for name in parents:
+    node = node[name]
+  with config.unlocked():
+    if leaf in node:
+      del node[leaf]
+    node[leaf] = value
+
+
+def _delete(config, dotted):
+  *parents, leaf = dotted.split('.')
+  node = config
+  for name in parents:
+    node = node[name]
+  with config.unlocked():
+    del node[leaf]
+
+
+def _smoke():
+  return mnist.get_config('smoke')
+
+
+# (id, mutation of the smoke MNIST config, num_devices, regex the message must match).
+# Every regex names the field at fault as `config.<dotted name>`.
+BAD_CONFIGS = [
+    # Unknown, misspelt and missing fields.
+    ('misspelt_field', lambda c: _set(c, 'loss.lamda_disc', 0.1), None,
+     r'config\.loss\.lamda_disc: unknown field\. Did you mean config\.loss\.lambda_disc\?'),
+    ('misspelt_top_level', lambda c: _set(c, 'batchsize', 16), None,
+     r'config\.batchsize: unknown field\. Did you mean config\.batch_size\?'),
+    ('field_in_wrong_group', lambda c: _set(c, 'learning_rate', 1e-3), None,
+     r'config\.learning_rate: unknown field\. Did you mean config\.optimizer\.learning_rate\?'),
+    ('missing_field', lambda c: _delete(c, 'codes.generator_input_dim'), None,
+     r'config\.codes\.generator_input_dim: missing'),
+    ('group_replaced_by_scalar', lambda c: _set(c, 'loss', 1.0), None,
+     r'config\.loss: expected a group of fields'),
+    # Wrong types.
+    ('str_for_int', lambda c: _set(c, 'batch_size', '16'), None,
+     r"config\.batch_size: expected int, got '16' \(str\)"),
+    ('float_for_int', lambda c: _set(c, 'model.latent_dim', 64.0), None,
+     r'config\.model\.latent_dim: expected int, got 64\.0 \(float\)'),
+    ('bool_for_int', lambda c: _set(c, 'num_train_steps', True), None,
+     r'config\.num_train_steps: expected int, got True \(bool\)'),
+    ('tuple_for_float', lambda c: _set(c, 'optimizer.learning_rate', (1e-3,)), None,
+     r'config\.optimizer\.learning_rate: expected float, got \(0\.001,\) \(sequence\)'),
+    ('int_for_tuple', lambda c: _set(c, 'model.encoder_features', 8), None,
+     r'config\.model\.encoder_features: expected sequence, got 8 \(int\)'),
+    # Non-positive sizes.
+    ('zero_batch', lambda c: _set(c, 'batch_size', 0), None, r'config\.batch_size=0 must be > 0'),
+    ('negative_eval_batch', lambda c: _set(c, 'eval_batch_size', -32), None,
+     r'config\.eval_batch_size=-32 must be > 0'),
+    ('zero_image_size', lambda c: _set(c, 'dataset.image_size', 0), None,
+     r'config\.dataset\.image_size=0 must be > 0'),
+    ('zero_latent_dim', lambda c: _set(c, 'model.latent_dim', 0), None,
+     r'config\.model\.latent_dim=0 must be > 0'),
+    ('features_with_zero', lambda c: _set(c, 'model.encoder_features', (8, 0, 8, 8, 8)), None,
+     r'config\.model\.encoder_features=\(8, 0, 8, 8, 8\) must be a non-empty sequence of '
+     r'positive ints'),
+    ('empty_generator_hidden', lambda c: _set(c, 'model.generator_hidden', ()), None,
+     r'config\.model\.generator_hidden=\(\) must be a non-empty sequence'),
+    ('zero_train_steps', lambda c: _set(c, 'num_train_steps', 0), None,
+     r'config\.num_train_steps=0 must be > 0, or -1'),
+    # Schedules.
+    ('zero_log_interval', lambda c: _set(c, 'log_every_steps', 0), None,
+     r'config\.log_every_steps=0 must be > 0'),
+    ('negative_checkpoint_interval', lambda c: _set(c, 'checkpoint_every_steps', -5), None,
+     r'config\.checkpoint_every_steps=-5 must be > 0'),
+    ('zero_eval_interval', lambda c: _set(c, 'eval_every_steps', 0), None,
+     r'config\.eval_every_steps=0 must be > 0, or -1'),
+    ('zero_checkpoints_kept', lambda c: _set(c, 'max_checkpoints_to_keep', 0), None,
+     r'config\.max_checkpoints_to_keep=0 must be > 0'),
+    # Code layout.
+    ('layout_vs_generator_input', lambda c: _set(c, 'codes.noise_dim', 62), None,
+     r'config\.codes\.generator_input_dim=76 but the code layout gives noise_dim 62 \+ '
+     r'sum\(categorical\) 10 \+ num_continuous 2 = 74'),
+    ('cat_k_below_2', lambda c: _set(c, 'codes.categorical', (1,)), None,
+     r'config\.codes\.categorical=\(1,\): every Cat\(K\) needs an int K >= 2'),
+    ('no_codes', lambda c: (_set(c, 'codes.categorical', ()), _set(c, 'codes.num_continuous', 0),
+                            _set(c, 'codes.generator_input_dim', 64)), None,
+     r'config\.codes: no categorical and no continuous code'),
+    ('negative_noise_dim', lambda c: _set(c, 'codes.noise_dim', -1), None,
+     r'config\.codes\.noise_dim=-1 must be >= 0'),
+    # Devices.
+    ('batch_not_divisible', lambda c: _set(c, 'batch_size', 30), 4,
+     r'config\.batch_size=30 does not divide over the 4 devices'),
+    ('eval_batch_not_divisible', lambda c: _set(c, 'eval_batch_size', 30), 4,
+     r'config\.eval_batch_size=30 does not divide over the 4 devices'),
+    # Image geometry.
+    ('image_size_encoder_cannot_take', lambda c: _set(c, 'dataset.image_size', 28), None,
+     r'config\.dataset\.image_size=28: the encoder has 5 stride-2 convs and takes 32x32 images'),
+    ('decoder_upsample_product', lambda c: _set(c, 'model.decoder_upsample', (4, 2, 2, 4)), None,
+     r'config\.model\.decoder_upsample=\(4, 2, 2, 4\) multiplies to 64, but the decoder must '
+     r'output dataset\.image_size=32'),
+    ('decoder_upsample_length', lambda c: _set(c, 'model.decoder_upsample', (4, 4, 2)), None,
+     r'config\.model\.decoder_upsample has 3 factors; it needs one per decoder_features entry'),
+    ('even_decoder_kernel', lambda c: _set(c, 'model.decoder_kernel', 4), None,
+     r'config\.model\.decoder_kernel=4 must be odd'),
+    ('batch_norm_momentum_1', lambda c: _set(c, 'model.batch_norm_momentum', 1.0), None,
+     r'config\.model\.batch_norm_momentum=1\.0 must be in \[0, 1\)'),
+    # Losses and optimiser.
+    ('label_flip_prob_too_big', lambda c: _set(c, 'loss.label_flip_prob', 0.5), None,
+     r'config\.loss\.label_flip_prob=0\.5 must be in \[0, 0\.5\)'),
+    ('negative_label_flip_prob', lambda c: _set(c, 'loss.label_flip_prob', -0.1), None,
+     r'config\.loss\.label_flip_prob=-0\.1 must be in \[0, 0\.5\)'),
+    ('negative_lambda', lambda c: _set(c, 'loss.lambda_disc', -1.0), None,
+     r'config\.loss\.lambda_disc=-1\.0 must be >= 0'),
+    ('real_label_above_1', lambda c: _set(c, 'loss.real_label', 1.5), None,
+     r'config\.loss\.real_label=1\.5 must be in \[0, 1\]'),
+    ('zero_learning_rate', lambda c: _set(c, 'optimizer.learning_rate', 0.0), None,
+     r'config\.optimizer\.learning_rate=0\.0 must be > 0'),
+    ('negative_learning_rate', lambda c: _set(c, 'optimizer.learning_rate', -1e-4), None,
+     r'config\.optimizer\.learning_rate=-0\.0001 must be > 0'),
+    ('b1_is_1', lambda c: _set(c, 'optimizer.b1', 1.0), None,
+     r'config\.optimizer\.b1=1\.0 must be in \[0, 1\)'),
+    ('unknown_model', lambda c: _set(c, 'model_name', 'infogan'), None,
+     r"config\.model_name='infogan': only 'latentgan_ae' exists"),
+    # Dataset.
+    ('unknown_tfds_dataset', lambda c: _set(c, 'dataset.name', 'mnsit'), None,
+     r"config\.dataset\.name='mnsit' is not a tfds dataset known here\. Did you mean 'mnist'\?"),
+    ('tfds_dataset_without_preprocessing', lambda c: _set(c, 'dataset.name', 'cifar10'), None,
+     r"config\.dataset\.name='cifar10': tfds knows it, but lgae has no preprocessing for it"),
+    ('empty_dataset_name', lambda c: _set(c, 'dataset.name', ''), None,
+     r'config\.dataset\.name is empty'),
+]
+
+
+def test_the_table_is_big_enough():
+  assert len(BAD_CONFIGS) >= 20
+  assert len({row[0] for row in BAD_CONFIGS}) == len(BAD_CONFIGS)
+
+
+@pytest.mark.parametrize('mutate,num_devices,message',
+                         [row[1:] for row in BAD_CONFIGS], ids=[row[0] for row in BAD_CONFIGS])
+def test_bad_config_is_rejected_naming_the_field(mutate, num_devices, message):
+  config = _smoke()
+  mutate(config)
+  with pytest.raises(ConfigError, match=message) as info:
+    config_validation.validate(config, num_devices=num_devices)
+  # One exception listing every problem, each line naming a field.
+  lines = str(info.value).splitlines()
+  assert lines[0] == 'Invalid config:'
+  assert all(line.startswith('  config.') for line in lines[1:]), lines
+
+
+def test_every_problem_is_reported_at_once():
+  config = _smoke()
+  _set(config, 'batch_size', 0)
+  _set(config, 'optimizer.b1', 1.0)
+  _set(config, 'loss.lambda_cont', -1.0)
+  with pytest.raises(ConfigError) as info:
+    config_validation.validate(config)
+  for field in ('config.batch_size', 'config.optimizer.b1', 'config.loss.lambda_cont'):
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize('module', [mnist, chairs, celeba], ids=lambda m: m.__name__)
+@pytest.mark.parametrize('variant', ['paper', 'smoke'])
+def test_shipped_configs_are_valid(module, variant):
+  config = module.get_config(variant)
+  # The dataset itself need not be prepared here (check_available's job);
+  # its name must be known and preprocessable.
+  config_validation.validate(config, num_devices=1)
+  config_validation.validate(config, num_devices=4)  # The forced device count of the tests.
+
+
+def test_base_config_is_the_schema_and_needs_a_dataset():
+  with pytest.raises(ConfigError, match='config.dataset.name is empty'):
+    config_validation.validate(common.get_base_config())
+
+
+# -----------------------------------------------------------------------------
+# Splits and sizes that only the prepared dataset can tell.
+# -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def mnist_data_dir(tmp_path_factory):
+  """A tiny fake MNIST (64 train / 32 test) prepared as tfds' `mnist`."""
+  return fake_mnist.prepare(str(tmp_path_factory.mktemp('fake_mnist')))
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('dataset.eval_split', 'tset', r"config\.dataset\.eval_split='tset' is not a split of mnist: "
+                                   r"Unknown split 'tset'"),
+    ('dataset.train_split', 'train[:200%]',
+     r"config\.dataset\.train_split='train\[:200%\]' is not a split of mnist"),
+    ('dataset.eval_split', 'test[:0]', r"config\.dataset\.eval_split='test\[:0\]' selects no "
+                                       r'examples'),
+    ('batch_size', 128, r'config\.batch_size=128 is larger than the 64 examples of mnist'),
+])
+def test_bad_split_or_size_for_the_prepared_data(mnist_data_dir, field, value, message):
+  config = _smoke()
+  _set(config, 'dataset.data_dir', mnist_data_dir)
+  config_validation.validate(config, num_devices=4)  # The base is fine.
+  _set(config, field, value)
+  with pytest.raises(ConfigError, match=message):
+    config_validation.validate(config, num_devices=4)
+
+
+# -----------------------------------------------------------------------------
+# The command line.
+# -----------------------------------------------------------------------------
+
+
+def _start_cli(args, workdir, **env):
+  env = {**os.environ, 'JAX_LOG_COMPILES': '1', **env}
+  return subprocess.Popen(
+      [sys.executable, '-m', 'experiments.main', '--config=configs/mnist.py:smoke',
+       f'--workdir={workdir}', *args],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope='module')
+def cli_runs(tmp_path_factory):
+  """The bad command lines, all started at once: each spends most of its time importing."""
+  root = tmp_path_factory.mktemp('cli')
+  runs = {
+      'indivisible': _start_cli(['--config.batch_size=30'], root / 'indivisible',
+                                XLA_FLAGS='--xla_force_host_platform_device_count=4'),
+      'bad_type': _start_cli(['--config.batch_size=abc'], root / 'bad_type'),
+      'unknown': _start_cli(['--config.batchsize=32'], root / 'unknown'),
+  }
+  yield root, runs
+  for run in runs.values():
+    if run.poll() is None:
+      run.kill()
+      run.communicate()
+
+
+def _finish(run):
+  _, err = run.communicate(timeout=300)
+  return run.returncode, err
+
+
+def test_cli_rejects_indivisible_batch_before_compiling(cli_runs):
+  root, runs = cli_runs
+  code, err = _finish(runs['indivisible'])
+  assert code == 1, err[-3000:]
+  errors = [line for line in err.splitlines() if line.startswith('error:')]
+  assert errors == ['error: Invalid config:'], err[-3000:]
+  assert ('  config.batch_size=30 does not divide over the 4 devices JAX sees: use a multiple '
+          'of 4.') in err.splitlines()
+  assert 'Traceback' not in err
+  # JAX_LOG_COMPILES logs every compilation: there must have been none.
+  assert 'Compiling' not in err and 'Finished XLA compilation' not in err, err[-3000:]
+  assert not (root / 'indivisible').exists()  # Nothing written, no checkpoint either.
+
+
+def test_cli_rejects_wrong_type(cli_runs):
+  root, runs = cli_runs
+  code, err = _finish(runs['bad_type'])
+  assert code == 1
+  assert ("FATAL Flags parsing error: flag --config.batch_size=abc: invalid literal for int() "
+          "with base 10: 'abc'") in err.splitlines()
+  assert 'Traceback' not in err and not (root / 'bad_type').exists()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    'experiments/main.py (not owned here) uses absl\'s default flags parser, and config_flags '
+    'lets an AttributeError escape for an unknown --config.<field>: the user gets a 40-line '
+    'traceback. Fix: app.run(main, flags_parser=config_validation.parse_flags).'))
+def test_cli_unknown_override_is_one_clear_line(cli_runs):
+  root, runs = cli_runs
+  code, err = _finish(runs['unknown'])
+  assert code == 1 and not (root / 'unknown').exists()
+  assert 'Did you mean "batch_size" instead of "batchsize"?' in err  # Clear, but buried in:
+  assert 'Traceback' not in err, err[-3000:]
+
+
+def test_parse_flags_turns_unknown_override_into_usage_error(capsys):
+  flag_values = flags.FlagValues()
+  argv = ['main.py', f'--config={REPO / "configs" / "mnist.py"}:smoke', '--config.batchsize=32']
+  config_flags.DEFINE_config_file('config', None, flag_values=flag_values, sys_argv=argv,
+                                  lock_config=True)
+  with pytest.raises(SystemExit) as exit_info:
+    config_validation.parse_flags(argv, flag_values=flag_values)
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.splitlines()[0] == (
+      "FATAL Flags parsing error: --config.batchsize=32: the config has no field 'batchsize'. "
+      'Did you mean --config.batch_size?')
+
+
+def test_parse_flags_passes_good_flags_through():
+  flag_values = flags.FlagValues()
+  argv = ['main.py', f'--config={REPO / "configs" / "mnist.py"}:smoke',
+          '--config.loss.lambda_disc=2.5', 'extra']
+  holder = config_flags.DEFINE_config_file('config', None, flag_values=flag_values,
+                                           sys_argv=argv, lock_config=True)
+  assert config_validation.parse_flags(argv, flag_values=flag_values) == ['main.py', 'extra']
+  assert holder.value.loss.lambda_disc == 2.5
+  assert isinstance(holder.value, ml_collections.ConfigDict)

@@ -1,0 +1,158 @@
+"""experiments.evaluate / experiments.traverse as subprocesses, on a tiny on-disk MNIST.
+
+The subprocesses cannot use tfds' mock_data, so a 256 + 40 image MNIST is
+prepared from fake IDX files with `lgae.datasets.mnist_local`. They inherit
+conftest's environment (4 CPU devices, the XLA compilation cache). The
+commands of one test run concurrently, to keep the wall time down.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mnist
+from lgae import checkpointing
+from lgae import evaluation
+from lgae import parallel
+from lgae import state as state_lib
+from lgae.datasets import mnist_local
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NUM_TRAIN, NUM_TEST = 256, 40
+STEP = 3
+
+
+def _write_idx_gz(path, array):
+  header = struct.pack('>HBB', 0, 0x08, array.ndim) + struct.pack(f'>{array.ndim}I', *array.shape)
+  with gzip.open(path, 'wb') as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _write_fake_mnist(source_dir):
+  rng = np.random.default_rng(0)
+  for prefix, n in (('train', NUM_TRAIN), ('t10k', NUM_TEST)):
+    _write_idx_gz(os.path.join(source_dir, f'{prefix}-images-idx3-ubyte.gz'),
+                  rng.integers(0, 256, (n, 28, 28)))
+    _write_idx_gz(os.path.join(source_dir, f'{prefix}-labels-idx1-ubyte.gz'),
+                  rng.integers(0, 10, n))
+
+
+def _snapshot(directory):
+  """{relative path: sha256} of every file and {relative path: None} of every dir."""
+  tree = {}
+  for root, dirs, files in os.walk(directory):
+    for name in dirs:
+      tree[os.path.relpath(os.path.join(root, name), directory)] = None
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        tree[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+  return tree
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+  root = tmp_path_factory.mktemp('cli')
+  source = root / 'source'
+  source.mkdir()
+  _write_fake_mnist(str(source))
+  data_dir = root / 'tfds'
+  mnist_local.prepare(str(source), str(data_dir), expected_sha256=None)
+  env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
+
+  config = mnist.get_config('smoke')
+  # Not a multiple of the 4 devices: the CLI must adjust it, not fail.
+  config.eval_batch_size = 30
+  state = state_lib.create_state(config, parallel.make_mesh())
+  state = state.replace(step=jnp.asarray(STEP, jnp.int32))
+  workdir = root / 'run'
+  writer = checkpointing.Checkpointer(str(workdir))
+  writer.save(STEP, state, config)
+  writer.close()
+  return root, env, workdir
+
+
+def _start(env, module, *args):
+  return subprocess.Popen([sys.executable, '-m', module, *args], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+  stdout, stderr = process.communicate(timeout=600)
+  return process.returncode, stdout, stderr
+
+
+def test_evaluate_and_traverse(setup):
+  root, env, workdir = setup
+  before = _snapshot(workdir)
+  out = root / 'figures'
+  evaluate = _start(env, 'experiments.evaluate', f'--workdir={workdir}')
+  traverse = _start(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={out}',
+                    '--seed=1')
+  code, _, stderr = _finish(evaluate)
+  assert code == 0, stderr[-3000:]
+  code, stdout, stderr = _finish(traverse)
+  assert code == 0, stderr[-3000:]
+
+  with open(workdir / 'eval.json') as f:
+    scores = json.load(f)
+  assert tuple(scores) == evaluation.CHECKPOINT_METRIC_KEYS
+  assert scores['step'] == STEP
+  for key in evaluation.CHECKPOINT_METRIC_KEYS:
+    assert isinstance(scores[key], (int, float)), key  # MNIST: every score applies.
+  # eval.json is the only change to the workdir (no temporary file left).
+  after = _snapshot(workdir)
+  assert set(after) - set(before) == {'eval.json'}
+  assert {k: after[k] for k in before} == before
+  # The classifier was trained and cached under the data dir.
+  assert os.listdir(root / 'tfds' / 'lgae_classifiers')[0].startswith('mnist_')
+
+  names = ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
+           'reconstructions.png']
+  assert sorted(os.listdir(out)) == sorted(names)
+  assert stdout.split() == [str(out / name) for name in names]
+
+
+def _corrupt(workdir, copy):
+  """A copy of `workdir` whose state arrays are garbage."""
+  shutil.copytree(workdir, copy)
+  for path in (copy / 'checkpoints' / str(STEP) / 'state').rglob('d/*'):
+    path.write_bytes(b'\x00garbage' * 16)
+  return copy
+
+
+def test_unusable_workdirs_fail_cleanly(setup):
+  root, env, workdir = setup
+  empty = root / 'empty'
+  empty.mkdir()
+  corrupt = _corrupt(workdir, root / 'corrupt')
+  before = {d: _snapshot(d) for d in (empty, corrupt)}
+  out = root / 'no_figures'
+  # (evaluation_test covers the other failures of the shared loader in-process.)
+  runs = [
+      _start(env, 'experiments.evaluate', f'--workdir={empty}'),
+      _start(env, 'experiments.traverse', f'--workdir={corrupt}', f'--out={out}'),
+  ]
+  messages = []
+  for run in runs:
+    code, _, stderr = _finish(run)
+    assert code == 1, stderr[-3000:]
+    assert 'Traceback' not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1, stderr[-3000:]
+    messages.append(errors[0])
+  assert 'No checkpoints' in messages[0]
+  assert 'damaged' in messages[1]
+  for directory, snapshot in before.items():
+    assert _snapshot(directory) == snapshot, directory
+  assert not out.exists()
