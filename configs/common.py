@@ -81,5 +81,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.eval_every_steps = 1000    # -1: evaluate only at the end.
   config.eval_batch_size = 500      # eval batches are padded to this size.
+  # Also score generated images (Frechet distance, label accuracy of Cat(k))
+  # with lgae's cached classifier, where the dataset has one (MNIST).
+  config.eval_generation = True
   config.max_checkpoints_to_keep = 3
   return config

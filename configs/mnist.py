@@ -64,5 +64,6 @@ def apply_smoke(config):
   config.log_every_steps = 2
   config.checkpoint_every_steps = 3
   config.eval_every_steps = 3
+  config.eval_generation = False   # no classifier training on tiny data.
   config.dataset.shuffle_buffer = 256
   config.dataset.prefetch = 1

@@ -173,27 +173,34 @@ def _data_config(config: ml_collections.ConfigDict, recipe: Recipe) -> ml_collec
   return cfg
 
 
-def cache_key(config: ml_collections.ConfigDict, recipe: Recipe,
+def cache_key(config: ml_collections.ConfigDict, recipe: Recipe, *, num_train_examples: int,
               num_steps: int | None = None) -> dict[str, Any]:
-  """Everything the cached weights depend on (hashed into the cache dir name)."""
+  """Everything the cached weights depend on (hashed into the cache dir name).
+
+  The train split's size is part of it so that a classifier trained on a
+  test dataset (tfds mock data, a tiny fake MNIST) can never be mistaken for
+  the real one, even in the same data dir.
+  """
   return {
       'dataset': config.dataset.name,
       'image_size': int(config.dataset.image_size),
       'channels': int(config.dataset.channels),
+      'num_train_examples': int(num_train_examples),
       'recipe': dataclasses.asdict(recipe),
       'num_steps': num_steps,
       'training_version': _TRAINING_VERSION,
   }
 
 
-def default_cache_dir(config: ml_collections.ConfigDict, recipe: Recipe,
-                      num_steps: int | None = None) -> str:
+def default_cache_dir(config: ml_collections.ConfigDict, recipe: Recipe, *,
+                      num_train_examples: int, num_steps: int | None = None) -> str:
   """`<tfds data dir>/lgae_classifiers/<dataset>_<hash of cache_key>`."""
   data_dir = input_pipeline.resolve_data_dir(config)
   if data_dir is None:
     # tfds' own default, where the dataset itself is read from.
     data_dir = os.fspath(epath.Path(os.path.expanduser('~')) / 'tensorflow_datasets')
-  key = json.dumps(cache_key(config, recipe, num_steps), sort_keys=True)
+  key = json.dumps(cache_key(config, recipe, num_train_examples=num_train_examples,
+                             num_steps=num_steps), sort_keys=True)
   digest = hashlib.sha1(key.encode()).hexdigest()[:10]
   return os.path.join(data_dir, _CACHE_SUBDIR, f'{config.dataset.name}_{digest}')
 
@@ -338,8 +345,11 @@ def get_or_train_classifier(config: ml_collections.ConfigDict, cache_dir: str | 
     return None
   model = build_model(recipe)
   image_shape = (int(config.dataset.image_size),) * 2 + (int(config.dataset.channels),)
-  key = cache_key(config, recipe, num_steps)
-  directory = os.path.abspath(cache_dir or default_cache_dir(config, recipe, num_steps))
+  data_config = _data_config(config, recipe)
+  num_train = input_pipeline.num_examples(data_config, recipe.train_split)  # Metadata only.
+  key = cache_key(config, recipe, num_train_examples=num_train, num_steps=num_steps)
+  directory = os.path.abspath(cache_dir or default_cache_dir(
+      config, recipe, num_train_examples=num_train, num_steps=num_steps))
   metadata = _read_metadata(directory)
   if metadata is not None:
     if metadata.get('key') == json.loads(json.dumps(key)):
@@ -349,8 +359,6 @@ def get_or_train_classifier(config: ml_collections.ConfigDict, cache_dir: str | 
     logging.warning('The classifier cached in %s was trained differently; retraining.',
                     directory)
 
-  data_config = _data_config(config, recipe)
-  num_train = input_pipeline.num_examples(data_config, recipe.train_split)
   # A split smaller than a batch (test datasets) trains on full-split batches.
   data_config.batch_size = min(recipe.batch_size, num_train)
   if num_steps is None:

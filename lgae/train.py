@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from lgae import checkpointing
+from lgae import classifier as classifier_lib
 from lgae import config_validation
 from lgae import evaluation
 from lgae import input_pipeline
@@ -99,6 +100,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   os.makedirs(workdir, exist_ok=True)
   logging.info('workdir: %s | devices: %s', os.path.abspath(workdir), mesh.devices.size)
 
+  # Feature extractor for the generation metrics: trained once per data dir
+  # and cached; None where the dataset has no classifier recipe.
+  classifier = (classifier_lib.get_or_train_classifier(config)
+                if config.eval_generation else None)
   models = models_lib.build_models(config)
   total_steps = num_train_steps(config)
   checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
@@ -151,7 +156,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             record['steps_per_sec'] = progress.steps_per_sec(step)
             progress.log(step, record['steps_per_sec'], record)
           if eval_now:
-            scores = evaluation.evaluate(state, config, mesh)
+            scores = evaluation.evaluate(state, config, mesh, classifier=classifier)
+            # A fixed key: the grid is comparable from one eval to the next.
+            writer.write_image(step, 'samples', evaluation.sample_grid(
+                state, config, jax.random.PRNGKey(config.seed)))
             record.update({f'eval/{k}': v for k, v in scores.items()})
             logging.info('eval at step %d: %s', step,
                          ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))

@@ -68,13 +68,16 @@ def test_default_cache_dir_is_under_the_data_dir_and_keyed(tmp_path):
   config = mnist.get_config('smoke')
   config.dataset.data_dir = str(tmp_path)
   recipe = classifier.recipe_for(config)
-  default = classifier.default_cache_dir(config, recipe)
+  cache_dir = lambda **kw: classifier.default_cache_dir(config, recipe, **kw)
+  default = cache_dir(num_train_examples=60_000)
   assert os.path.dirname(default) == str(tmp_path / 'lgae_classifiers')
   assert os.path.basename(default).startswith('mnist_')
-  assert classifier.default_cache_dir(config, recipe, num_steps=5) != default
+  # Fewer steps or a test-sized dataset never share the real cache.
+  assert cache_dir(num_train_examples=60_000, num_steps=5) != default
+  assert cache_dir(num_train_examples=64) != default
   # The lgae model's own settings do not change the classifier.
   config.seed, config.batch_size = 7, 32
-  assert classifier.default_cache_dir(config, recipe) == default
+  assert cache_dir(num_train_examples=60_000) == default
 
 
 def test_datasets_without_labels_have_no_classifier(tmp_path):

@@ -1,23 +1,20 @@
 """experiments.evaluate / experiments.traverse as subprocesses, on a tiny on-disk MNIST.
 
 The subprocesses cannot use tfds' mock_data, so a 256 + 40 image MNIST is
-prepared from fake IDX files with `lgae.datasets.mnist_local`. They inherit
-conftest's environment (4 CPU devices, the XLA compilation cache). The
-commands of one test run concurrently, to keep the wall time down.
+prepared on disk (`tests.fake_mnist`). They inherit conftest's environment (4
+CPU devices, the XLA compilation cache). The commands of one test run
+concurrently, to keep the wall time down.
 """
 
-import gzip
 import hashlib
 import json
 import os
 import pathlib
 import shutil
-import struct
 import subprocess
 import sys
 
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from configs import mnist
@@ -25,26 +22,11 @@ from lgae import checkpointing
 from lgae import evaluation
 from lgae import parallel
 from lgae import state as state_lib
-from lgae.datasets import mnist_local
+from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_TEST = 256, 40
 STEP = 3
-
-
-def _write_idx_gz(path, array):
-  header = struct.pack('>HBB', 0, 0x08, array.ndim) + struct.pack(f'>{array.ndim}I', *array.shape)
-  with gzip.open(path, 'wb') as f:
-    f.write(header + array.astype(np.uint8).tobytes())
-
-
-def _write_fake_mnist(source_dir):
-  rng = np.random.default_rng(0)
-  for prefix, n in (('train', NUM_TRAIN), ('t10k', NUM_TEST)):
-    _write_idx_gz(os.path.join(source_dir, f'{prefix}-images-idx3-ubyte.gz'),
-                  rng.integers(0, 256, (n, 28, 28)))
-    _write_idx_gz(os.path.join(source_dir, f'{prefix}-labels-idx1-ubyte.gz'),
-                  rng.integers(0, 10, n))
 
 
 def _snapshot(directory):
@@ -63,12 +45,8 @@ def _snapshot(directory):
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp('cli')
-  source = root / 'source'
-  source.mkdir()
-  _write_fake_mnist(str(source))
-  data_dir = root / 'tfds'
-  mnist_local.prepare(str(source), str(data_dir), expected_sha256=None)
-  env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
+  data_dir = fake_mnist.prepare(str(root), NUM_TRAIN, NUM_TEST)
+  env = dict(os.environ, TFDS_DATA_DIR=data_dir, PYTHONPATH=str(REPO))
 
   config = mnist.get_config('smoke')
   # Not a multiple of the 4 devices: the CLI must adjust it, not fail.
@@ -98,7 +76,7 @@ def test_evaluate_and_traverse(setup):
   out = root / 'figures'
   evaluate = _start(env, 'experiments.evaluate', f'--workdir={workdir}')
   traverse = _start(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={out}',
-                    '--seed=1')
+                    f'--step={STEP}', '--seed=1')
   code, _, stderr = _finish(evaluate)
   assert code == 0, stderr[-3000:]
   code, stdout, stderr = _finish(traverse)

@@ -91,7 +91,7 @@ def test_cli_on_real_mnist_trains_and_resumes(tmp_path, real_mnist_data_dir):
   base = [sys.executable, '-m', 'experiments.main', '--config=configs/mnist.py',
           f'--workdir={workdir}', '--config.batch_size=32', '--config.log_every_steps=2',
           '--config.checkpoint_every_steps=4', '--config.eval_every_steps=-1',
-          '--config.eval_batch_size=2000']
+          '--config.eval_batch_size=2000', '--config.eval_generation=false']
   run = subprocess.run(base + ['--config.num_train_steps=4'], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]

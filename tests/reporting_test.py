@@ -1,0 +1,29 @@
+"""Seed aggregation: mean, sample std, skipped Nones, table rows."""
+
+import math
+
+import numpy as np
+
+from lgae import reporting
+
+
+def test_aggregate_mean_and_sample_std():
+  runs = [{'err': 2.0}, {'err': 4.0}, {'err': 6.0}, {'err': None}]
+  stats = reporting.aggregate(runs, ['err', 'missing'])
+  assert stats['err']['mean'] == 4.0
+  assert math.isclose(stats['err']['std'], 2.0)  # ddof=1: sqrt((4+0+4)/2)
+  assert (stats['err']['min'], stats['err']['max'], stats['err']['n']) == (2.0, 6.0, 3)
+  assert stats['missing']['n'] == 0 and np.isnan(stats['missing']['mean'])
+
+
+def test_single_run_has_zero_std():
+  assert reporting.aggregate([{'a': 1.5}], ['a'])['a']['std'] == 0.0
+
+
+def test_markdown_table_rows():
+  runs = [{'seed': 0, 'err': 1.0}, {'seed': 1, 'err': 3.0}]
+  table = reporting.markdown_table(runs, ['err'])
+  lines = table.splitlines()
+  assert lines[0] == '| seed | err |'
+  assert lines[2] == '| 0 | 1.00 |'
+  assert lines[-1] == '| **mean ± std** | 2.00 ± 1.41 |'
