@@ -73,8 +73,11 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
   new_ae = state.ae.apply_gradients(grads=ae_grads, batch_stats=batch_stats)
   real_z = jax.lax.stop_gradient(z)
 
-  # 2. Discriminator and Q heads.
-  fake_z = jax.lax.stop_gradient(state.gen.apply_fn({'params': state.gen.params}, g_input))
+  # 2. Discriminator and Q heads. G's forward is run once, here: its output is
+  # D's fake batch, and its VJP is reused for G's own update in step 3 (G's
+  # parameters have not changed in between), so G is not recomputed.
+  fake_z, gen_vjp = jax.vjp(
+      lambda params: state.gen.apply_fn({'params': params}, g_input), state.gen.params)
   real_targets = losses.noisy_labels(k_real, (batch_size,), lc.real_label, lc.fake_label,
                                      lc.label_flip_prob)
   fake_targets = losses.noisy_labels(k_fake, (batch_size,), lc.fake_label, lc.real_label,
@@ -88,6 +91,7 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
   def disc_loss_fn(params):
     # One forward over [real; fake]: D has no batch-dependent layers.
     out = state.disc.apply_fn({'params': params}, jnp.concatenate([real_z, fake_z], axis=0))
+    # (fake_z carries no gradient here: only D/Q's parameters are differentiated.)
     real_logits, fake_logits = out['logit'][:batch_size], out['logit'][batch_size:]
     fake_out = {'cat_logits': tuple(l[batch_size:] for l in out['cat_logits']),
                 'cont_mean': out['cont_mean'][batch_size:]}
@@ -101,15 +105,16 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
   (_, disc_metrics), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc.params)
   new_disc = state.disc.apply_gradients(grads=disc_grads)
 
-  # 3. Generator (D/Q fixed at their new values).
-  def gen_loss_fn(params):
-    fake = state.gen.apply_fn({'params': params}, g_input)
+  # 3. Generator (D/Q fixed at their new values): the loss's gradient with
+  # respect to the fake latents, pulled back through G's saved VJP.
+  def gen_loss_fn(fake):
     out = new_disc.apply_fn({'params': new_disc.params}, fake)
     g_loss = losses.generator_loss(out['logit'])
     _, _, mi = mi_losses(out)
     return g_loss + mi, {'g_loss': g_loss}
 
-  (_, gen_metrics), gen_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(state.gen.params)
+  (_, gen_metrics), fake_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(fake_z)
+  (gen_grads,) = gen_vjp(fake_grads)
   new_gen = state.gen.apply_gradients(grads=gen_grads)
 
   new_state = state.replace(step=state.step + 1, ae=new_ae, gen=new_gen, disc=new_disc)
