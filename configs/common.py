@@ -80,7 +80,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   config.checkpoint_every_steps = 1000
   config.eval_every_steps = 1000    # -1: evaluate only at the end.
-  config.eval_batch_size = 500      # eval batches are padded to this size.
+  config.eval_batch_size = 512      # eval batches are padded to this size (divides 1-512 devices).
   # Also score generated images (Frechet distance, label accuracy of Cat(k))
   # with lgae's cached classifier, where the dataset has one (MNIST).
   config.eval_generation = True

@@ -18,6 +18,7 @@ from ml_collections import config_flags
 
 from lgae import checkpointing
 from lgae import config_validation
+from lgae import evaluation
 from lgae import input_pipeline
 from lgae import train
 
@@ -43,6 +44,9 @@ def main(argv):
     workdir = train.default_workdir(config)
     print(f'No --workdir given; using {workdir}', flush=True)
   logging.info('Config:\n%s', config)
+  # Orbax's event loop closes before some callbacks after a failed restore;
+  # keep the one-line error below readable.
+  evaluation.silence_closed_event_loop_callbacks()
   try:
     train.train_and_evaluate(config, workdir)
   except _USER_ERRORS as e:
@@ -50,5 +54,11 @@ def main(argv):
     sys.exit(1)
 
 
+def run():
+  """The command line entry point (also used by tests that fork it)."""
+  # parse_flags: an unknown --config.<field> is a one-line usage error.
+  app.run(main, flags_parser=config_validation.parse_flags)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run()

@@ -2,7 +2,11 @@
 
 Every problem is reported with the dotted name of the field at fault and what
 to do, all at once, as one `ConfigError`. The schema (which fields exist and
-their types) is `configs.common.get_base_config()`.
+their types) is `configs.common.get_base_config()`; the dataset check also
+reads the prepared dataset's metadata (split names and sizes).
+
+`parse_flags` is a drop-in absl flags parser that also turns an override of a
+field the config does not have into a one-line usage error.
 """
 
 from collections.abc import Sequence
@@ -10,6 +14,7 @@ import difflib
 import math
 import re
 import sys
+from typing import NoReturn
 
 from absl import flags
 import ml_collections
@@ -67,16 +72,16 @@ def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
   errors = []
   for name in sorted(set(given) - set(schema)):
     if name in groups:  # e.g. `config.loss = 1.0`: a whole group replaced.
-      fields = sorted(s for s in schema if s.startswith(name + '.'))
-      errors.append(f'config.{name}: expected a group of fields ({", ".join(fields[:3])}, ...), '
-                    f'got {given[name]!r}.')
+      errors.append(f'config.{name}: expected a group of fields (config.{name}.*), got '
+                    f'{given[name]!r}.')
       continue
     hint = _closest(name, schema)
     hint = f' Did you mean config.{hint}?' if hint else ''
     errors.append(f'config.{name}: unknown field.{hint}')
   for name in sorted(set(schema) - set(given)):
-    if any(g.startswith(name + '.') for g in given):
-      continue  # reported above as an unknown field under `name`.
+    parents = ['.'.join(name.split('.')[:i]) for i in range(1, name.count('.') + 1)]
+    if any(g.startswith(name + '.') for g in given) or any(p in given for p in parents):
+      continue  # A field replaced by a group, or a group by a value: reported above.
     errors.append(f'config.{name}: missing (every config starts from configs.common).')
   for name in sorted(set(schema) & set(given)):
     if not _type_ok(schema[name], given[name]):
@@ -132,10 +137,10 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
   # Image geometry: the encoder must reduce the image exactly to 1x1 (the
   # tables' last conv feeds fc-o<latent>) and the decoder must rebuild it.
   if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
-    need(d.image_size == m.encoder_stride ** len(m.encoder_features),
+    side = m.encoder_stride ** len(m.encoder_features)
+    need(d.image_size == side,
          f'config.dataset.image_size={d.image_size}: the encoder has '
-         f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes '
-         f'{m.encoder_stride ** len(m.encoder_features)}x{m.encoder_stride ** len(m.encoder_features)}'
+         f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes {side}x{side}'
          ' images; change image_size or model.encoder_features.')
     need(m.encoder_kernel >= m.encoder_stride and (m.encoder_kernel - m.encoder_stride) % 2 == 0,
          f'config.model.encoder_kernel={m.encoder_kernel} must be >= encoder_stride and differ '
@@ -197,13 +202,13 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
   # Also registers lgae's own builders (rendered_chairs) with tfds.
   from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
   d = config.dataset
-  builders = tfds.list_builders(with_community_datasets=False)
-  if d.name not in builders:
-    close = difflib.get_close_matches(d.name, builders, n=1)
-    hint = f' Did you mean {close[0]!r}?' if close else ''
-    return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
   supported = sorted(input_pipeline._DATASETS)  # pylint: disable=protected-access
   if d.name not in supported:
+    builders = tfds.list_builders(with_community_datasets=False)
+    if d.name not in builders:
+      close = difflib.get_close_matches(d.name, builders, n=1)
+      hint = f' Did you mean {close[0]!r}?' if close else ''
+      return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
     return [f'config.dataset.name={d.name!r}: tfds knows it, but lgae has no preprocessing for '
             f'it (supported: {", ".join(supported)}).']
   errors = []
@@ -228,7 +233,14 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
              check_dataset: bool = True) -> None:
-  """Raises ConfigError listing every problem found; returns None if valid."""
+  """Raises ConfigError listing every problem found; returns None if valid.
+
+  Args:
+    config: the config to check.
+    num_devices: the device count batches are split over; None skips that check.
+    check_dataset: also check the dataset name and, if the dataset is
+      prepared, its splits and sizes (reads its metadata, never its data).
+  """
   errors = schema_errors(config)
   if not errors:  # value checks assume the schema holds.
     errors = value_errors(config, num_devices)
@@ -263,7 +275,6 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
     if message is None:  # Not an override we can point at: a real bug, keep the traceback.
       raise
     _usage_error(message)
-  raise AssertionError('unreachable')
 
 
 def _unknown_override_message(argv: Sequence[str], error: Exception) -> str | None:
@@ -291,7 +302,7 @@ def _unknown_override_message(argv: Sequence[str], error: Exception) -> str | No
   return None
 
 
-def _usage_error(message: str):
+def _usage_error(message: str) -> NoReturn:
   sys.stderr.write(f'FATAL Flags parsing error: {message}\n'
                    'Pass --helpshort or --helpfull to see help on flags.\n')
   sys.exit(1)

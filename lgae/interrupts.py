@@ -1,9 +1,16 @@
 """Graceful stops: SIGTERM (preemption) and SIGINT (Ctrl-C) become a flag.
 
-The training loop polls `requested` after every step, writes a checkpoint at
-the current step and returns, so nothing done so far is lost. A second signal
-of the same kind falls through to the default handler (a hard stop), in case
-the first one is not being honoured.
+The training loop reads `requested` once per step, right after the step: if it
+is set, that step is logged and checkpointed and the loop returns, so nothing
+done so far is lost. A signal that arrives later in a step (during an eval or a
+checkpoint write) is acted on after the next step, never without a checkpoint.
+A second signal of the same kind falls through to the previous handler (a hard
+stop: the default for SIGTERM, KeyboardInterrupt for SIGINT), in case the first
+one is not being honoured; Orbax's atomic writes keep the workdir resumable.
+
+Before the loop starts (restore, compilation) and after it ends, the signals
+have their default effect: there is no training progress to save then, and a
+checkpoint write is never left half-visible (see lgae.checkpointing).
 """
 
 import signal

@@ -93,6 +93,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     The final train state.
   """
+  # Signals are caught from the very start: a SIGTERM during data checks,
+  # restore, compile or classifier training ends the run cleanly too.
+  with interrupts.StopOnSignal() as stop:
+    return _train_and_evaluate(config, workdir, stop)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        stop: interrupts.StopOnSignal) -> state_lib.LatentGANState:
+  """`train_and_evaluate`'s body; `stop` says whether SIGTERM/SIGINT arrived."""
   mesh = parallel.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size)
   input_pipeline.configure_tensorflow()
@@ -115,6 +124,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     checkpointer.close()
     return state
 
+  if stop.requested:
+    logging.warning('Received %s before training started; nothing new to save. Re-run the same '
+                    'command to resume.', stop.signal_name)
+    checkpointer.close()
+    return state
+
   step_fn = train_step_lib.make_train_step(config, mesh)
   batches = input_pipeline.train_iterator(config, start_step=start_step)
   writer = metric_writers.MetricWriter(workdir)
@@ -129,51 +144,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     checkpointer.save(step, state, config)
 
   try:
-    with interrupts.StopOnSignal() as stop:
-      step = start_step
-      while step < total_steps:
-        batch = parallel.shard_batch(next(batches), mesh)
-        state, step_metrics = step_fn(state, batch)
-        step += 1
-        if step == start_step + 1:  # steps/s and ETA exclude the compile.
-          jax.block_until_ready(step_metrics)
-          progress.restart_window(step)
-        pending.append((step, step_metrics))
-        # Read once: a signal arriving later in this iteration (eval, save) is
-        # acted on at the next step, so the checkpoint below always precedes the stop.
-        stopping = stop.requested
-        is_last = step == total_steps or stopping
-        log_now = step % config.log_every_steps == 0 or is_last
-        ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
-        eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
-        if log_now or ckpt_now or eval_now:
-          window.extend(s for _, s in _check_finite(pending))
-          pending = []
-          record = {}
-          if log_now:
-            record = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
-            window = []
-            record['steps_per_sec'] = progress.steps_per_sec(step)
-            progress.log(step, record['steps_per_sec'], record)
-          if eval_now:
-            scores = evaluation.evaluate(state, config, mesh, classifier=classifier)
-            # A fixed key: the grid is comparable from one eval to the next.
-            writer.write_image(step, 'samples', evaluation.sample_grid(
-                state, config, jax.random.PRNGKey(config.seed)))
-            record.update({f'eval/{k}': v for k, v in scores.items()})
-            logging.info('eval at step %d: %s', step,
-                         ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))
-          if record:
-            # One record per log step; eval scores join the record of their step.
-            writer.write_scalars(step, record)
-        if ckpt_now:
-          save(step)
-        if eval_now or ckpt_now:
-          progress.restart_window(step)  # steps/s measures training only.
-        if stopping:
-          logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
-                          'command to resume.', stop.signal_name, step, checkpointer.directory)
-          break
+    step = start_step
+    while step < total_steps:
+      batch = parallel.shard_batch(next(batches), mesh)
+      state, step_metrics = step_fn(state, batch)
+      step += 1
+      if step == start_step + 1:  # steps/s and ETA exclude the compile.
+        jax.block_until_ready(step_metrics)
+        progress.restart_window(step)
+      pending.append((step, step_metrics))
+      # Read once: a signal arriving later in this iteration (eval, save) is
+      # acted on at the next step, so the checkpoint below always precedes the stop.
+      stopping = stop.requested
+      is_last = step == total_steps or stopping
+      log_now = step % config.log_every_steps == 0 or is_last
+      ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
+      eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
+      if log_now or ckpt_now or eval_now:
+        window.extend(s for _, s in _check_finite(pending))
+        pending = []
+        record = {}
+        if log_now:
+          record = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
+          window = []
+          record['steps_per_sec'] = progress.steps_per_sec(step)
+          progress.log(step, record['steps_per_sec'], record)
+        if eval_now:
+          scores = evaluation.evaluate(state, config, mesh, classifier=classifier)
+          # A fixed key: the grid is comparable from one eval to the next.
+          writer.write_image(step, 'samples', evaluation.sample_grid(
+              state, config, jax.random.PRNGKey(config.seed)))
+          record.update({f'eval/{k}': v for k, v in scores.items()})
+          logging.info('eval at step %d: %s', step,
+                       ' '.join(f'{k}={v:.4g}' for k, v in scores.items()))
+        if record:
+          # One record per log step; eval scores join the record of their step.
+          writer.write_scalars(step, record)
+      if ckpt_now:
+        save(step)
+      if eval_now or ckpt_now:
+        progress.restart_window(step)  # steps/s measures training only.
+      if stopping:
+        logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
+                        'command to resume.', stop.signal_name, step, checkpointer.directory)
+        break
   finally:
     checkpointer.close()
     writer.close()
