@@ -26,7 +26,8 @@ class MetricWriter:
       self._tb = flax_tb.SummaryWriter(workdir)
 
   def write_scalars(self, step: int, scalars: dict[str, float], *, prefix: str = '') -> None:
-    record = {'step': int(step)}
+    # Wall-clock time of the record: time-to-accuracy is read off these.
+    record = {'step': int(step), 'time': round(time.time(), 3)}
     record.update({prefix + k: _to_json_number(v) for k, v in scalars.items()})
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')

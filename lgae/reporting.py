@@ -38,3 +38,24 @@ def markdown_table(runs: Sequence[dict], keys: Sequence[str], *, label_key: str 
   lines.append('| **mean ± std** | ' + ' | '.join(
       f"{stats[k]['mean']:.{digits}f} ± {stats[k]['std']:.{digits}f}" for k in keys) + ' |')
   return '\n'.join(lines)
+
+
+def time_to_threshold(records: Sequence[dict], key: str, threshold: float) -> float | None:
+  """Minutes from the first record until `key` first falls below `threshold`.
+
+  Args:
+    records: metrics.jsonl records (with 'time' in seconds), in file order.
+    key: e.g. 'eval/test_error_hungarian'.
+    threshold: the level to go under.
+
+  Returns:
+    Minutes, or None if `key` never goes below `threshold`.
+  """
+  timed = [r for r in records if 'time' in r]
+  if not timed:
+    return None
+  start = timed[0]['time']
+  for r in timed:
+    if r.get(key) is not None and r[key] < threshold:
+      return (r['time'] - start) / 60
+  return None

@@ -27,3 +27,13 @@ def test_markdown_table_rows():
   assert lines[0] == '| seed | err |'
   assert lines[2] == '| 0 | 1.00 |'
   assert lines[-1] == '| **mean ± std** | 2.00 ± 1.41 |'
+
+
+def test_time_to_threshold():
+  records = [{'step': 1, 'time': 100.0, 'loss': 1.0},
+             {'step': 2, 'time': 160.0, 'eval/err': 9.0},
+             {'step': 3, 'time': 220.0, 'eval/err': 4.0},
+             {'step': 4, 'time': 280.0, 'eval/err': 2.0}]
+  assert reporting.time_to_threshold(records, 'eval/err', 5.0) == 2.0
+  assert reporting.time_to_threshold(records, 'eval/err', 3.0) == 3.0
+  assert reporting.time_to_threshold(records, 'eval/err', 1.0) is None
