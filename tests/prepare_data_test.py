@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import io
 import os
-import struct
 import subprocess
 import sys
 import tarfile
@@ -21,15 +20,10 @@ import tensorflow_datasets as tfds
 from experiments import prepare_data
 from lgae.datasets import mnist_local
 from lgae.datasets import rendered_chairs
+from tests import fake_mnist as fake_mnist_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_TRAIN, NUM_TEST = 20, 10
-
-
-def _idx_bytes(array):
-  header = struct.pack('>HBB', 0, 0x08, array.ndim)
-  header += struct.pack(f'>{array.ndim}I', *array.shape)
-  return header + array.astype(np.uint8).tobytes()
 
 
 def _write_fake_mnist(source_dir):
@@ -47,7 +41,7 @@ def _write_fake_mnist(source_dir):
     arrays[split] = (images, labels)
     for kind, array in (('images-idx3', images), ('labels-idx1', labels)):
       name = f'{prefix}-{kind}-ubyte.gz'
-      data = _idx_bytes(array)
+      data = fake_mnist_lib.idx_bytes(array)
       with gzip.open(os.path.join(source_dir, name), 'wb') as f:
         f.write(data)
       sha256[name] = hashlib.sha256(data).hexdigest()
