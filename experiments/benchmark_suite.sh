@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates the README's speed table: lgae's combined step back to back with
+# the PyTorch peer (../shared/bench/torch_step.py), batch-size scaling, the
+# three configs, and 1/2/4 forced host devices. Run on an otherwise idle machine.
+#   TORCH_PY=/tmp/torch-venv/bin/python bash experiments/benchmark_suite.sh > bench.jsonl
+set -u
+cd "$(dirname "$0")/.."
+TORCH_PY=${TORCH_PY:-python3}
+PEER=../shared/bench/torch_step.py
+bench() { python -m experiments.benchmark "$@" 2>/dev/null | tail -1; }
+torch_step() { echo "{\"torch\": \"$($TORCH_PY $PEER "$1" 20 2>/dev/null | tail -1)\", \"batch_size\": $1}"; }
+
+for round in 1 2; do            # back to back, twice
+  torch_step 128
+  bench --config=configs/mnist.py
+done
+for b in 32 64 256 512; do
+  torch_step "$b"
+  bench --config=configs/mnist.py --config.batch_size="$b" --input_batches=0
+done
+for n in 1 2 4; do
+  XLA_FLAGS=--xla_force_host_platform_device_count=$n bench --config=configs/mnist.py --input_batches=0
+done
+bench --config=configs/chairs.py --num_steps=3 --repeats=1 --input_batches=0
+bench --config=configs/celeba.py --num_steps=3 --repeats=1 --input_batches=0
