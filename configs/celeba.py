@@ -12,8 +12,7 @@ Data: tfds `celeb_a` (must already be prepared in the tfds data dir; it cannot
 be downloaded on an offline machine), centre-cropped 140x140 and resized to 32x32.
 """
 
-from configs import common
-from configs import mnist
+from configs import common, mnist
 
 
 def get_config(variant: str = 'paper'):

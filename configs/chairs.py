@@ -16,8 +16,7 @@ Data: the `rendered_chairs` tfds builder in `lgae.datasets` reads
 `rendered_chairs.tar` (Aubry et al. 2014) from the manual dir, 64x64 grayscale.
 """
 
-from configs import common
-from configs import mnist
+from configs import common, mnist
 
 
 def get_config(variant: str = 'paper'):

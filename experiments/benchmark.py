@@ -10,13 +10,10 @@ Compare with ../shared/bench/torch_step.py run back to back on the same machine.
 
 import json
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
-from lgae import benchmark
-from lgae import config_validation
-from lgae import input_pipeline
+from lgae import benchmark, config_validation, input_pipeline
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _STEPS = flags.DEFINE_integer('num_steps', 20, 'Timed steps per repeat.')

@@ -17,14 +17,10 @@ import os
 import sys
 import tempfile
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 
-from lgae import checkpointing
+from lgae import checkpointing, evaluation, input_pipeline
 from lgae import classifier as classifier_lib
-from lgae import evaluation
-from lgae import input_pipeline
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
@@ -65,7 +61,7 @@ def run(workdir: str, step: int | None = None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  evaluation.silence_closed_event_loop_callbacks()
+  checkpointing.silence_closed_event_loop_callbacks()
   try:
     scores = run(_WORKDIR.value, _STEP.value)
   except _USER_ERRORS as e:

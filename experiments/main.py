@@ -11,16 +11,10 @@ library entry point is `lgae.train.train_and_evaluate(config, workdir)`.
 
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lgae import checkpointing
-from lgae import config_validation
-from lgae import evaluation
-from lgae import input_pipeline
-from lgae import train
+from lgae import checkpointing, config_validation, input_pipeline, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',
@@ -46,7 +40,7 @@ def main(argv):
   logging.info('Config:\n%s', config)
   # Orbax's event loop closes before some callbacks after a failed restore;
   # keep the one-line error below readable.
-  evaluation.silence_closed_event_loop_callbacks()
+  checkpointing.silence_closed_event_loop_callbacks()
   try:
     train.train_and_evaluate(config, workdir)
   except _USER_ERRORS as e:

@@ -18,11 +18,9 @@ and copy `<data_dir>/celeb_a` over.
 import os
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from lgae.datasets import mnist_local
-from lgae.datasets import rendered_chairs
+from lgae.datasets import mnist_local, rendered_chairs
 
 _PREPARERS = {
     'mnist': mnist_local.prepare,

@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from lgae import reporting
 
@@ -35,14 +34,14 @@ KEYS = ('test_error_hungarian', 'test_error_majority', 'nmi', 'ari', 'num_cluste
 def _run_seed(seed: str, overrides: list[str]) -> dict:
   workdir = os.path.join(_ROOT.value, f'seed{seed}')
   os.makedirs(workdir, exist_ok=True)
-  log = open(os.path.join(workdir, 'sweep.log'), 'a')
   train_cmd = [sys.executable, '-m', 'experiments.main', f'--config={_CONFIG.value}',
                f'--workdir={workdir}', f'--config.seed={seed}', *overrides]
-  start = time.time()
-  subprocess.run(train_cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
-  wall = (time.time() - start) / 60
-  subprocess.run([sys.executable, '-m', 'experiments.evaluate', f'--workdir={workdir}'],
-                 stdout=log, stderr=subprocess.STDOUT, check=True)
+  with open(os.path.join(workdir, 'sweep.log'), 'a') as log:
+    start = time.time()
+    subprocess.run(train_cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    wall = (time.time() - start) / 60
+    subprocess.run([sys.executable, '-m', 'experiments.evaluate', f'--workdir={workdir}'],
+                   stdout=log, stderr=subprocess.STDOUT, check=True)
   with open(os.path.join(workdir, 'eval.json')) as f:
     result = json.load(f)
   timing = os.path.join(workdir, 'sweep_timing.json')

@@ -12,14 +12,10 @@ end with one `error: ...` line and exit code 1, before --out is created.
 
 import sys
 
-from absl import app
-from absl import flags
 import jax
+from absl import app, flags
 
-from lgae import checkpointing
-from lgae import evaluation
-from lgae import input_pipeline
-from lgae import traversal
+from lgae import checkpointing, evaluation, input_pipeline, traversal
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
 _OUT = flags.DEFINE_string('out', None, 'Directory for the PNGs (created if missing).')
@@ -39,7 +35,7 @@ def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> l
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  evaluation.silence_closed_event_loop_callbacks()
+  checkpointing.silence_closed_event_loop_callbacks()
   try:
     paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
   except _USER_ERRORS as e:

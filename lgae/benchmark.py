@@ -11,8 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lgae import input_pipeline
-from lgae import parallel
+from lgae import input_pipeline, parallel
 from lgae import state as state_lib
 from lgae import train_step as train_step_lib
 

@@ -8,14 +8,13 @@ never listed, never restored, and is cleaned up by the next writer.
 
 import json
 import os
+import sys
 from typing import Any
 
-from absl import logging
-from etils import epath
-import jax
 import ml_collections
 import orbax.checkpoint as ocp
-
+from absl import logging
+from etils import epath
 
 # Fields that only say how long / how often; changing them keeps a run resumable.
 SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoint_every_steps',
@@ -141,9 +140,33 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
       raise CheckpointError(
           f'The workdir holds a run with config.{field}={old}, but this config has {new}. '
           'Use a fresh --workdir (or the config that run was started with).')
-  changed = [k for k in saved.keys()
+  changed = [k for k in saved
              if k not in SCHEDULE_FIELDS and k in config and
              json.dumps(get(saved, k), sort_keys=True) != json.dumps(get(config, k), sort_keys=True)]
   if changed:
     logging.warning('Resuming with changed config fields %s (not structural; continuing).',
                     changed)
+
+
+def silence_closed_event_loop_callbacks() -> None:
+  """Drops the 'Event loop is closed' reports that follow a failed Orbax restore.
+
+  When a restore fails (a damaged checkpoint), Orbax closes its event loop
+  while other TensorStore reads are still in flight; as they complete, their
+  callbacks report `RuntimeError('Event loop is closed')` through
+  `sys.unraisablehook`, burying the real error under dozens of tracebacks.
+  Process-wide, so only for command-line entry points; every other
+  unraisable error still reaches the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, '_drops_closed_event_loop', False):
+    return
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  hook._drops_closed_event_loop = True  # pylint: disable=protected-access
+  sys.unraisablehook = hook

@@ -18,7 +18,6 @@ into place only when complete, so a killed process never leaves a half
 cache, and two processes racing to train it both end up using one copy.
 """
 
-from collections.abc import Iterator
 import dataclasses
 import functools
 import hashlib
@@ -27,10 +26,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from absl import logging
-from etils import epath
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -38,6 +36,8 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from absl import logging
+from etils import epath
 
 from lgae import input_pipeline
 

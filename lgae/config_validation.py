@@ -9,15 +9,15 @@ reads the prepared dataset's metadata (split names and sizes).
 field the config does not have into a one-line usage error.
 """
 
-from collections.abc import Sequence
 import difflib
 import math
 import re
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
-from absl import flags
 import ml_collections
+from absl import flags
 
 from configs import common
 
@@ -199,6 +199,7 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
   error says how to prepare it.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   # Also registers lgae's own builders (rendered_chairs) with tfds.
   from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
   d = config.dataset

@@ -25,7 +25,6 @@ size or the device count, and the categories are exactly balanced.
 
 import dataclasses
 import functools
-import sys
 from typing import Any
 
 import jax
@@ -33,13 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import checkpointing
+from lgae import checkpointing, input_pipeline, latent, metrics, parallel, plots
 from lgae import classifier as classifier_lib
-from lgae import input_pipeline
-from lgae import latent
-from lgae import metrics
-from lgae import parallel
-from lgae import plots
 from lgae import state as state_lib
 
 # Datasets whose `label` is a class; the others' labels are all 0.
@@ -324,30 +318,6 @@ def load_checkpoint(workdir: str, step: int | None = None,
   finally:
     checkpointer.close()
   return state, fit_eval_batch_size(config, mesh.devices.size), mesh
-
-
-def silence_closed_event_loop_callbacks() -> None:
-  """Drops the 'Event loop is closed' reports that follow a failed Orbax restore.
-
-  When a restore fails (a damaged checkpoint), Orbax closes its event loop
-  while other TensorStore reads are still in flight; as they complete, their
-  callbacks report `RuntimeError('Event loop is closed')` through
-  `sys.unraisablehook`, burying the real error under dozens of tracebacks.
-  Process-wide, so only for command-line entry points; every other
-  unraisable error still reaches the previous hook.
-  """
-  previous = sys.unraisablehook
-  if getattr(previous, '_drops_closed_event_loop', False):
-    return
-
-  def hook(unraisable):
-    error = unraisable.exc_value
-    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
-      return
-    previous(unraisable)
-
-  hook._drops_closed_event_loop = True  # pylint: disable=protected-access
-  sys.unraisablehook = hook
 
 
 def json_ready(scores: dict[str, Any]) -> dict[str, Any]:

@@ -16,18 +16,18 @@ Nothing here holds global state except TensorFlow's device configuration
 (`configure_tensorflow`); all randomness derives from `config.seed`.
 """
 
-from collections.abc import Callable, Iterator, Mapping
 import dataclasses
 import os
+from collections.abc import Callable, Iterator, Mapping
 
-from absl import logging
 import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 # Registers the `rendered_chairs` builder with tfds.
-from lgae import datasets  # pylint: disable=unused-import
+from lgae import datasets  # noqa: F401  pylint: disable=unused-import
 
 Batch = dict[str, np.ndarray]
 Example = Mapping[str, tf.Tensor]

@@ -6,8 +6,8 @@ A `CodeLayout` says how many of each there are; `sample` draws a batch of
 sees. Traversal helpers build the paper's Fig. 2-4 code grids.
 """
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -4,8 +4,8 @@ All return scalars averaged over the batch. GAN losses take D's logits (the
 paper's fc-o1-sig: the sigmoid is folded into a numerically stable BCE).
 """
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -8,14 +8,14 @@ no figure registry that leaks memory over a long training run, and is safe to
 call from a background thread while the trainer keeps running.
 """
 
-from collections.abc import Sequence
 import math
 import os
+from collections.abc import Sequence
 
-from matplotlib.backends import backend_agg
 import matplotlib.figure
 import matplotlib.image
 import numpy as np
+from matplotlib.backends import backend_agg
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Aggregating per-seed results into mean ± std tables (pure functions)."""
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 
 import numpy as np
 

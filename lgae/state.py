@@ -10,15 +10,14 @@ import functools
 from typing import Any
 
 import flax.struct
-from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax.training import train_state
 
-from lgae import latent
+from lgae import latent, parallel
 from lgae import models as models_lib
-from lgae import parallel
 
 
 class AutoencoderState(train_state.TrainState):

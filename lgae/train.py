@@ -11,23 +11,26 @@ import hashlib
 import json
 import os
 
-from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
-from lgae import checkpointing
+from lgae import (
+  checkpointing,
+  config_validation,
+  evaluation,
+  input_pipeline,
+  interrupts,
+  metric_writers,
+  parallel,
+)
 from lgae import classifier as classifier_lib
-from lgae import config_validation
-from lgae import evaluation
-from lgae import input_pipeline
-from lgae import interrupts
-from lgae import metric_writers
 from lgae import models as models_lib
-from lgae import parallel
 from lgae import state as state_lib
 from lgae import train_step as train_step_lib
+
 
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN or inf; training stopped before checkpointing it."""

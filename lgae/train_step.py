@@ -24,9 +24,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lgae import latent
-from lgae import losses
-from lgae import parallel
+from lgae import latent, losses, parallel
 from lgae import state as state_lib
 
 Metrics = dict[str, jax.Array]

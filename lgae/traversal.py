@@ -17,10 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lgae import evaluation
-from lgae import input_pipeline
-from lgae import latent
-from lgae import plots
+from lgae import evaluation, input_pipeline, latent, plots
 from lgae import state as state_lib
 
 # The paper sweeps U codes over [-1.5, 1.5], beyond their training range.

@@ -6,12 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from configs import chairs
-from configs import mnist
-from lgae import checkpointing
-from lgae import parallel
+from configs import chairs, mnist
+from lgae import checkpointing, parallel, train_step
 from lgae import state as state_lib
-from lgae import train_step
 
 
 def _trained_state(config, mesh, steps=2):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from configs import celeba
-from configs import mnist
+from configs import celeba, mnist
 from lgae import classifier
 
 NUM_MOCK = 64

@@ -11,18 +11,14 @@ user sees one `error:` message and no traceback, before anything is compiled.
 
 import pathlib
 
-from absl import flags
 import ml_collections
-from ml_collections import config_flags
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
-from configs import celeba
-from configs import chairs
-from configs import common
-from configs import mnist
+from configs import celeba, chairs, common, mnist
 from lgae import config_validation
-from tests import fake_mnist
-from tests import fault_injection_test
+from tests import fake_mnist, fault_injection_test
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ConfigError = config_validation.ConfigError

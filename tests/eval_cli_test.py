@@ -18,9 +18,7 @@ import jax.numpy as jnp
 import pytest
 
 from configs import mnist
-from lgae import checkpointing
-from lgae import evaluation
-from lgae import parallel
+from lgae import checkpointing, evaluation, parallel
 from lgae import state as state_lib
 from tests import fake_mnist
 

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from configs import chairs
-from configs import mnist
-from lgae import checkpointing
+from configs import chairs, mnist
+from lgae import checkpointing, evaluation, latent, parallel
 from lgae import classifier as classifier_lib
-from lgae import evaluation
-from lgae import latent
-from lgae import parallel
 from lgae import state as state_lib
 
 NUM_MOCK = 64  # Examples per mock split; eval_batch_size 32 divides it, 24 does not.

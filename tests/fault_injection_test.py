@@ -51,11 +51,8 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing
-from lgae import evaluation
-from lgae import parallel
+from lgae import checkpointing, evaluation, parallel, train
 from lgae import state as state_lib
-from lgae import train
 from lgae import train_step as train_step_lib
 from tests import fake_mnist
 

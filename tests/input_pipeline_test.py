@@ -14,9 +14,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from configs import celeba
-from configs import chairs
-from configs import mnist
+from configs import celeba, chairs, mnist
 from lgae import input_pipeline
 from lgae.datasets import mnist_local
 

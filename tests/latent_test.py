@@ -9,9 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import celeba
-from configs import chairs
-from configs import mnist
+from configs import celeba, chairs, mnist
 from lgae import latent
 
 # -----------------------------------------------------------------------------

@@ -13,12 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import celeba
-from configs import chairs
-from configs import mnist
+from configs import celeba, chairs, mnist
 from lgae import models
 from lgae import state as state_lib
-
 
 # -----------------------------------------------------------------------------
 # Hand-written table rows and parameter-count helpers.
@@ -109,7 +106,7 @@ def _size(tree) -> int:
   return int(sum(np.prod(leaf.shape, dtype=np.int64) for leaf in jax.tree.leaves(tree)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _abstract(name: str):
   """(config, models, abstract LatentGANState) of a paper config; nothing allocated."""
   config = TABLES[name]['config'].get_config()
@@ -331,7 +328,7 @@ class _JitDecoder:
     return self._apply(variables, z, train=train, mutable=mutable)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _small_decoder():
   dec = _JitDecoder()
   variables = jax.jit(functools.partial(dec._module.init, train=False))(

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import parallel
+from lgae import parallel, train_step
 from lgae import state as state_lib
-from lgae import train_step
 
 
 def _run(config, devices, num_steps):

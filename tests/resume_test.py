@@ -18,10 +18,8 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing
-from lgae import parallel
+from lgae import checkpointing, parallel, train
 from lgae import state as state_lib
-from lgae import train
 from tests import fake_mnist
 
 

@@ -1,14 +1,12 @@
 """The combined update: every state moves, losses stay finite, MI flows where it should."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import parallel
+from lgae import parallel, train_step
 from lgae import state as state_lib
-from lgae import train_step
 
 
 def _batch(config, seed=0):

@@ -7,15 +7,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from configs import chairs
-from configs import mnist
-from lgae import evaluation
-from lgae import input_pipeline
-from lgae import latent
-from lgae import parallel
-from lgae import plots
+from configs import chairs, mnist
+from lgae import evaluation, input_pipeline, latent, parallel, plots, traversal
 from lgae import state as state_lib
-from lgae import traversal
 
 KEY = jax.random.PRNGKey(0)
 

@@ -5,5 +5,7 @@ Importing this package registers the `rendered_chairs` builder with tfds, so
 `mnist_local` registers nothing: it writes tfds' own `mnist` from local files.
 """
 
-from lgae.datasets import mnist_local
-from lgae.datasets import rendered_chairs
+from lgae.datasets import (
+    mnist_local,  # noqa: F401
+    rendered_chairs,  # noqa: F401  (registers the builder)
+)

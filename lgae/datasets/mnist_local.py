@@ -19,17 +19,17 @@ thus produced by tfds itself, and reading goes through the registered `MNIST`
 class exactly as for a downloaded copy.
 """
 
-from collections.abc import Mapping
 import gzip
 import hashlib
 import inspect
 import os
 import struct
 import tempfile
+from collections.abc import Mapping
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 # The four files of the original MNIST release, keyed by their role.

@@ -31,9 +31,9 @@ import os
 import tarfile
 import tempfile
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 ARCHIVE_NAME = 'rendered_chairs.tar'
 IMAGE_SIZE = 64
