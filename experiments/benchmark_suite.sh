@@ -7,7 +7,8 @@ set -u
 cd "$(dirname "$0")/.."
 TORCH_PY=${TORCH_PY:-python3}
 PEER=../shared/bench/torch_step.py
-bench() { python -m experiments.benchmark "$@" 2>/dev/null | tail -1; }
+PY=${PYTHON:-python}  # the interpreter lgae is installed in
+bench() { "$PY" -m experiments.benchmark "$@" 2>/dev/null | tail -1; }
 torch_step() { echo "{\"torch\": \"$($TORCH_PY $PEER "$1" 20 2>/dev/null | tail -1)\", \"batch_size\": $1}"; }
 
 for round in 1 2; do            # back to back, twice
