@@ -25,15 +25,15 @@ class MetricWriter:
       from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
       self._tb = flax_tb.SummaryWriter(workdir)
 
-  def write_scalars(self, step: int, scalars: dict[str, float], *, prefix: str = '') -> None:
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     # Wall-clock time of the record: time-to-accuracy is read off these.
     record = {'step': int(step), 'time': round(time.time(), 3)}
-    record.update({prefix + k: _to_json_number(v) for k, v in scalars.items()})
+    record.update({k: _to_json_number(v) for k, v in scalars.items()})
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
     if self._tb is not None:
       for k, v in scalars.items():
-        self._tb.scalar(prefix + k, float(v), int(step))
+        self._tb.scalar(k, float(v), int(step))
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     """An [H, W, C] uint8 image to TensorBoard."""
