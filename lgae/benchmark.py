@@ -5,13 +5,14 @@ so the figure is the step alone; the input pipeline is timed on its own
 iterator. FLOPs come from XLA's cost analysis of the compiled step.
 """
 
+import resource
 import time
 
 import jax
 import ml_collections
 import numpy as np
 
-from lgae import input_pipeline, parallel
+from lgae import host_memory, input_pipeline, parallel
 from lgae import state as state_lib
 from lgae import train_step as train_step_lib
 
@@ -32,7 +33,9 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
     ms_per_step (best of `repeats` means of `num_steps` steps), images_per_sec,
     compile_s, gflops_per_step, achieved_gflops, cpu_ms_per_step (process CPU
     time per step: all threads, a steadier figure on a shared machine),
-    devices, batch_size.
+    minor_faults_per_step (page faults: memory mapped afresh every step; near 0
+    when `host_memory`'s malloc settings are in effect), malloc_tuned, devices,
+    batch_size.
   """
   mesh = parallel.make_mesh()
   parallel.check_divisible(config.batch_size, mesh)
@@ -50,14 +53,16 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   for _ in range(num_warmup):
     state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
-  walls, cpus = [], []
+  walls, cpus, faults = [], [], []
   for _ in range(repeats):
     wall, cpu = time.perf_counter(), time.process_time()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(num_steps):
       state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     walls.append((time.perf_counter() - wall) / num_steps)
     cpus.append((time.process_time() - cpu) / num_steps)
+    faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / num_steps)
   seconds = min(walls)
   return {
       'ms_per_step': 1e3 * seconds,
@@ -66,6 +71,8 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
       'gflops_per_step': gflops,
       'achieved_gflops': gflops / seconds,
       'cpu_ms_per_step': 1e3 * min(cpus),
+      'minor_faults_per_step': min(faults),
+      'malloc_tuned': host_memory.is_applied(),
       'devices': mesh.devices.size,
       'batch_size': config.batch_size,
   }

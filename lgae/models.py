@@ -6,6 +6,7 @@ Flax's default on purpose: the paper reports that DCGAN's initialisation hurts.
 Images are NHWC in [-1, 1].
 """
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -24,6 +25,39 @@ def _upsample2_axis(x: jax.Array, axis: int) -> jax.Array:
   odd = 0.75 * x + 0.25 * nxt
   out = jnp.stack([even, odd], axis=axis + 1)
   return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+
+
+def _shift(x: jax.Array, dy: int, dx: int) -> jax.Array:
+  """out[:, i, j] = x[:, i + dy, j + dx], zero where that falls outside x."""
+  return jax.lax.pad(x, jnp.zeros((), x.dtype),
+                     ((0, 0, 0), (-dy, dy, 0), (-dx, dx, 0), (0, 0, 0)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _tap_shift_sum(taps: jax.Array, k: int, lo: int) -> jax.Array:
+  """sum over (dy, dx) of taps[:, i + dy - lo, j + dx - lo, dy, dx, :], zero-filled.
+
+  The last step of a SAME conv whose taps were computed separately: taps is
+  [N, H, W, k, k, C] and the result [N, H, W, C]. Written with its own
+  gradient, one stack of shifted cotangents, because autodiff would transpose
+  each of the k*k tap selections into a full-size zero-padded array and add
+  them up, which XLA:CPU materialises.
+  """
+  return sum(_shift(taps[:, :, :, dy, dx, :], dy - lo, dx - lo)
+             for dy in range(k) for dx in range(k))
+
+
+def _tap_shift_sum_fwd(taps, k, lo):
+  return _tap_shift_sum(taps, k, lo), None
+
+
+def _tap_shift_sum_bwd(k, lo, _, g):
+  rows = [jnp.stack([_shift(g, lo - dy, lo - dx) for dx in range(k)], axis=3)
+          for dy in range(k)]
+  return (jnp.stack(rows, axis=3),)
+
+
+_tap_shift_sum.defvjp(_tap_shift_sum_fwd, _tap_shift_sum_bwd)
 
 
 def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
@@ -89,6 +123,49 @@ class StridedConv(nn.Module):
     return y + bias
 
 
+class UpsampleConv(nn.Module):
+  """Bilinear x`factor` upsampling followed by a k x k SAME conv, computed low-res first.
+
+  Same parameters (`kernel` [k, k, in, out], optional `bias`), initialisation
+  and function as `nn.Conv(out, (k, k), padding='SAME')(upsample_bilinear(x,
+  factor))`, but evaluated as
+
+      y = sum over taps t of shift_t(upsample(x @ kernel[t]))
+
+  Bilinear upsampling acts on each channel alike and linearly, so it commutes
+  with the conv's channel contraction: projecting onto the k*k*out tap outputs
+  at the low resolution costs factor**2 fewer multiply-adds than convolving the
+  upsampled map, and the large upsampled input (and the conv weight-gradient
+  kernels over it, XLA:CPU's slowest ops in this model) never exist. The taps'
+  shifts are zero-filled, which is exactly SAME padding of the upsampled map.
+  For factor 1 it is a plain conv.
+  """
+
+  features: int
+  factor: int
+  kernel: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, f = self.kernel, self.factor
+    n, h, w, c = x.shape
+    kernel = self.param('kernel', nn.linear.default_kernel_init, (k, k, c, self.features))
+    if f == 1:
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    else:
+      # [in, k*k*out]: one matmul gives every tap's contribution at low resolution.
+      taps = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c, k * k * self.features)
+      projected = jnp.dot(x.reshape(n * h * w, c), taps).reshape(n, h, w, k * k * self.features)
+      up = upsample_bilinear(projected, f).reshape(n, h * f, w * f, k, k, self.features)
+      # SAME padding, as lax.conv does it for odd and even k: (k - 1) // 2 before.
+      y = _tap_shift_sum(up, k, (k - 1) // 2)
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return y
+
+
 class Encoder(nn.Module):
   """Strided 4x4 convs with relu (padding 1, so each halves H and W), then fc."""
 
@@ -118,17 +195,14 @@ class Decoder(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
     x = nn.relu(z)[:, None, None, :]
-    k = (self.kernel, self.kernel)
     for i, (factor, f) in enumerate(zip(self.upsample, self.features)):
-      x = upsample_bilinear(x, factor)
       # No conv bias before BatchNorm: BN's shift subsumes it, and a bias whose
       # true gradient is 0 would only random-walk on float noise under Adam.
-      x = nn.Conv(f, k, padding='SAME', use_bias=False, name=f'conv{i}')(x)
+      x = UpsampleConv(f, factor, self.kernel, use_bias=False, name=f'conv{i}')(x)
       x = nn.BatchNorm(use_running_average=not train,
                        momentum=self.batch_norm_momentum, name=f'bn{i}')(x)
       x = nn.relu(x)
-    x = upsample_bilinear(x, self.upsample[-1])
-    x = nn.Conv(self.out_channels, k, padding='SAME', name='conv_out')(x)
+    x = UpsampleConv(self.out_channels, self.upsample[-1], self.kernel, name='conv_out')(x)
     return jnp.tanh(x)
 
 

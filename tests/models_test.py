@@ -388,3 +388,82 @@ def test_decoder_train_mode_uses_batch_statistics():
   y, _ = dec.apply(variables, z, train=True, mutable=('batch_stats',))
   y2, _ = dec.apply(variables, z[:2], train=True, mutable=('batch_stats',))
   assert np.abs(np.asarray(y2[:1]) - np.asarray(y[:1])).max() > 1e-4
+
+
+# -----------------------------------------------------------------------------
+# The fast conv forms compute the plain convs they replace (same parameters).
+# -----------------------------------------------------------------------------
+
+
+def _params_and_grads(module, reference, x, seed=0):
+  """Both modules' outputs and gradients (wrt input and parameters) for one init.
+
+  The reference is an `nn.Conv` named like the fast module, so equal parameter
+  trees (names, shapes and initial values) are part of what is checked.
+  """
+  variables = module.init(jax.random.PRNGKey(seed), x)
+  ref_variables = reference.init(jax.random.PRNGKey(seed), x)
+  jax.tree.map(np.testing.assert_array_equal, variables, ref_variables)
+  cotangent = jax.random.normal(jax.random.PRNGKey(seed + 1),
+                                jax.eval_shape(module.apply, variables, x).shape)
+
+  def loss(params, x, apply):
+    return jnp.sum(apply({'params': params}, x) * cotangent)
+
+  results = []
+  for apply in (module.apply, reference.apply):
+    out = apply(variables, x)
+    grads = jax.grad(loss, argnums=(0, 1))(variables['params'], x, apply)
+    results.append((out, grads))
+  return results
+
+
+class _AsConv(models.nn.Module):
+  """Holds one conv named 'conv', after an optional fixed preprocessing of the input."""
+  make: functools.partial
+  preprocess: functools.partial | None = None
+
+  @models.nn.compact
+  def __call__(self, x):
+    if self.preprocess is not None:
+      x = self.preprocess(x)
+    return self.make(name='conv')(x)
+
+
+@pytest.mark.parametrize('hw,cin,cout,factor,kernel,bias', [
+    ((1, 1), 5, 7, 4, 3, False),    # MNIST conv0: 1x1 latent map broadcast to 4x4.
+    ((4, 4), 6, 3, 2, 3, False),
+    ((5, 3), 4, 1, 2, 3, True),     # Cout = 1 (MNIST conv_out), non-square.
+    ((3, 2), 4, 2, 3, 3, True),     # factor 3: jax.image.resize path.
+    ((4, 4), 3, 2, 2, 4, True),     # even kernel: SAME pads 1 before, 2 after.
+    ((4, 4), 3, 2, 1, 3, True),     # factor 1: plain conv.
+])
+def test_upsample_conv_equals_upsample_then_conv(hw, cin, cout, factor, kernel, bias):
+  x = jax.random.normal(jax.random.PRNGKey(7), (2, *hw, cin))
+  fast = _AsConv(functools.partial(models.UpsampleConv, cout, factor, kernel, use_bias=bias))
+  reference = _AsConv(
+      functools.partial(models.nn.Conv, cout, (kernel, kernel), padding='SAME', use_bias=bias),
+      preprocess=functools.partial(models.upsample_bilinear, factor=factor))
+  (out, grads), (ref_out, ref_grads) = _params_and_grads(fast, reference, x)
+  assert out.shape == (2, hw[0] * factor, hw[1] * factor, cout)
+  np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               grads, ref_grads)
+
+
+@pytest.mark.parametrize('hw,cin,cout,kernel,stride', [
+    ((32, 32), 1, 4, 4, 2),   # MNIST conv0.
+    ((6, 4), 3, 5, 4, 2),
+    ((2, 2), 4, 3, 4, 2),     # MNIST conv4: 2x2 -> 1x1.
+])
+def test_strided_conv_equals_nn_conv(hw, cin, cout, kernel, stride):
+  x = jax.random.normal(jax.random.PRNGKey(3), (2, *hw, cin))
+  pad = (kernel - stride) // 2
+  fast = _AsConv(functools.partial(models.StridedConv, cout, kernel, stride))
+  reference = _AsConv(functools.partial(models.nn.Conv, cout, (kernel, kernel), strides=stride,
+                                        padding=pad))
+  (out, grads), (ref_out, ref_grads) = _params_and_grads(fast, reference, x)
+  assert out.shape == (2, hw[0] // stride, hw[1] // stride, cout)
+  np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               grads, ref_grads)
