@@ -15,16 +15,50 @@ import jax.numpy as jnp
 import ml_collections
 
 
-def _upsample2_axis(x: jax.Array, axis: int) -> jax.Array:
-  """Doubles one spatial axis with bilinear weights (0.25, 0.75), edges clamped."""
-  n = x.shape[axis]
-  take = lambda start, stop: jax.lax.slice_in_dim(x, start, stop, axis=axis)
-  prev = jnp.concatenate([take(0, 1), take(0, n - 1)], axis=axis)
-  nxt = jnp.concatenate([take(1, n), take(n - 1, n)], axis=axis)
-  even = 0.25 * prev + 0.75 * x
-  odd = 0.75 * x + 0.25 * nxt
+def _interleave(even: jax.Array, odd: jax.Array, axis: int) -> jax.Array:
+  """out[2i] = even[i], out[2i + 1] = odd[i] along `axis`."""
   out = jnp.stack([even, odd], axis=axis + 1)
-  return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+  return out.reshape(even.shape[:axis] + (2 * even.shape[axis],) + even.shape[axis + 1:])
+
+
+def _shifted_pair(first: jax.Array, second: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+  """(concat(first[:1], second[:-1]), concat(first[1:], second[-1:])) along `axis`."""
+  n = first.shape[axis]
+  take = lambda x, start, stop: jax.lax.slice_in_dim(x, start, stop, axis=axis)
+  return (jnp.concatenate([take(first, 0, 1), take(second, 0, n - 1)], axis=axis),
+          jnp.concatenate([take(first, 1, n), take(second, n - 1, n)], axis=axis))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _upsample2_axis(x: jax.Array, axis: int) -> jax.Array:
+  """Doubles one spatial axis with bilinear weights (0.25, 0.75), edges clamped.
+
+  out[2i] = 0.25 x[i - 1] + 0.75 x[i], out[2i + 1] = 0.75 x[i] + 0.25 x[i + 1],
+  with x[-1] = x[0] and x[n] = x[n - 1]. The gradient is written out (the same
+  kind of shifted sum) because autodiff's transpose of the interleave and the
+  edge-clamping concatenations becomes several padded full-size arrays on
+  XLA:CPU, 3-4x slower than the forward.
+  """
+  prev, nxt = _shifted_pair(x, x, axis)   # x[i - 1] and x[i + 1], clamped.
+  return _interleave(0.25 * prev + 0.75 * x, 0.75 * x + 0.25 * nxt, axis)
+
+
+def _upsample2_axis_fwd(x, axis):
+  return _upsample2_axis(x, axis), None
+
+
+def _upsample2_axis_bwd(axis, _, g):
+  # d/dx[j] = 0.75 (g[2j] + g[2j+1]) + 0.25 (g[2j+2] + g[2j-1]), where the
+  # clamped edges send g[0] and g[2n-1] back to x[0] and x[n-1] once more.
+  n = g.shape[axis] // 2
+  g = g.reshape(g.shape[:axis] + (n, 2) + g.shape[axis + 1:])
+  even = jax.lax.index_in_dim(g, 0, axis + 1, keepdims=False)
+  odd = jax.lax.index_in_dim(g, 1, axis + 1, keepdims=False)
+  from_odd_before, from_even_after = _shifted_pair(even, odd, axis)
+  return (0.75 * (even + odd) + 0.25 * (from_odd_before + from_even_after),)
+
+
+_upsample2_axis.defvjp(_upsample2_axis_fwd, _upsample2_axis_bwd)
 
 
 def _shift(x: jax.Array, dy: int, dx: int) -> jax.Array:
