@@ -11,10 +11,12 @@ PY=${PYTHON:-python}  # the interpreter lgae is installed in
 bench() { "$PY" -m experiments.benchmark "$@" 2>/dev/null | tail -1; }
 torch_step() { echo "{\"torch\": \"$($TORCH_PY $PEER "$1" 20 2>/dev/null | tail -1)\", \"batch_size\": $1}"; }
 
-for round in 1 2; do            # back to back, twice
+for round in 1 2 3; do          # back to back, three times
   torch_step 128
   bench --config=configs/mnist.py
 done
+# Ablation: without lgae's malloc settings (lgae/host_memory.py).
+LGAE_TUNE_MALLOC=0 bench --config=configs/mnist.py --input_batches=0
 for b in 32 64 256 512; do
   torch_step "$b"
   bench --config=configs/mnist.py --config.batch_size="$b" --input_batches=0

@@ -31,7 +31,7 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
 
   Returns:
     ms_per_step (best of `repeats` means of `num_steps` steps), images_per_sec,
-    compile_s, gflops_per_step, achieved_gflops, cpu_ms_per_step (process CPU
+    compile_s, gflops_per_step (all devices), achieved_gflops, cpu_ms_per_step (process CPU
     time per step: all threads, a steadier figure on a shared machine),
     minor_faults_per_step (page faults: memory mapped afresh every step; near 0
     when `host_memory`'s malloc settings are in effect), malloc_tuned, devices,
@@ -48,7 +48,9 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  gflops = float(cost.get('flops', float('nan'))) / 1e9 if cost else float('nan')
+  # XLA's cost analysis describes the partitioned program, i.e. one device's share.
+  gflops_per_device = float(cost.get('flops', float('nan'))) / 1e9 if cost else float('nan')
+  gflops = gflops_per_device * mesh.devices.size
 
   for _ in range(num_warmup):
     state, metrics = compiled(state, batch)

@@ -22,6 +22,10 @@ from absl import flags
 from configs import common
 
 
+# Values of config.model.decoder_upsample_conv (see configs/common.py).
+DECODER_UPSAMPLE_CONV = ('project_first', 'upsample_first')
+
+
 class ConfigError(ValueError):
   """The config cannot describe a valid run; the message names the fields."""
 
@@ -155,6 +159,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
          f'dataset.image_size={d.image_size}.')
   need(m.decoder_kernel % 2 == 1,
        f'config.model.decoder_kernel={m.decoder_kernel} must be odd (SAME padding, as p1 for 3x3).')
+  need(m.decoder_upsample_conv in DECODER_UPSAMPLE_CONV,
+       f'config.model.decoder_upsample_conv={m.decoder_upsample_conv!r} must be one of '
+       f'{DECODER_UPSAMPLE_CONV}.')
 
   # Code layout.
   need(c.noise_dim >= 0, f'config.codes.noise_dim={c.noise_dim} must be >= 0.')

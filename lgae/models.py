@@ -172,21 +172,23 @@ class UpsampleConv(nn.Module):
   upsampled map, and the large upsampled input (and the conv weight-gradient
   kernels over it, XLA:CPU's slowest ops in this model) never exist. The taps'
   shifts are zero-filled, which is exactly SAME padding of the upsampled map.
-  For factor 1 it is a plain conv.
+  For factor 1, or with `project_first=False`, it is the textbook upsampling
+  followed by a native conv.
   """
 
   features: int
   factor: int
   kernel: int = 3
   use_bias: bool = True
+  project_first: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     k, f = self.kernel, self.factor
     n, h, w, c = x.shape
     kernel = self.param('kernel', nn.linear.default_kernel_init, (k, k, c, self.features))
-    if f == 1:
-      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+    if f == 1 or not self.project_first:
+      y = jax.lax.conv_general_dilated(upsample_bilinear(x, f), kernel, (1, 1), 'SAME',
                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     else:
       # [in, k*k*out]: one matmul gives every tap's contribution at low resolution.
@@ -225,6 +227,7 @@ class Decoder(nn.Module):
   out_channels: int
   kernel: int = 3
   batch_norm_momentum: float = 0.9
+  project_first: bool = True   # See UpsampleConv and config.model.decoder_upsample_conv.
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
@@ -232,11 +235,13 @@ class Decoder(nn.Module):
     for i, (factor, f) in enumerate(zip(self.upsample, self.features)):
       # No conv bias before BatchNorm: BN's shift subsumes it, and a bias whose
       # true gradient is 0 would only random-walk on float noise under Adam.
-      x = UpsampleConv(f, factor, self.kernel, use_bias=False, name=f'conv{i}')(x)
+      x = UpsampleConv(f, factor, self.kernel, use_bias=False, project_first=self.project_first,
+                       name=f'conv{i}')(x)
       x = nn.BatchNorm(use_running_average=not train,
                        momentum=self.batch_norm_momentum, name=f'bn{i}')(x)
       x = nn.relu(x)
-    x = UpsampleConv(self.out_channels, self.upsample[-1], self.kernel, name='conv_out')(x)
+    x = UpsampleConv(self.out_channels, self.upsample[-1], self.kernel,
+                     project_first=self.project_first, name='conv_out')(x)
     return jnp.tanh(x)
 
 
@@ -314,7 +319,8 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[Autoencoder, Genera
                     kernel=m.encoder_kernel, stride=m.encoder_stride)
   decoder = Decoder(upsample=tuple(m.decoder_upsample), features=tuple(m.decoder_features),
                     out_channels=config.dataset.channels, kernel=m.decoder_kernel,
-                    batch_norm_momentum=m.batch_norm_momentum)
+                    batch_norm_momentum=m.batch_norm_momentum,
+                    project_first=m.decoder_upsample_conv == 'project_first')
   autoencoder = Autoencoder(encoder=encoder, decoder=decoder)
   generator = Generator(hidden=tuple(m.generator_hidden), latent_dim=m.latent_dim)
   discriminator = DiscriminatorQ(hidden=tuple(m.discriminator_hidden),

@@ -130,6 +130,10 @@ BAD_CONFIGS = [
      r'config\.model\.decoder_upsample has 3 factors; it needs one per decoder_features entry'),
     ('even_decoder_kernel', lambda c: _set(c, 'model.decoder_kernel', 4), None,
      r'config\.model\.decoder_kernel=4 must be odd'),
+    ('unknown_decoder_upsample_conv',
+     lambda c: _set(c, 'model.decoder_upsample_conv', 'fast'), None,
+     r"config\.model\.decoder_upsample_conv='fast' must be one of \('project_first', "
+     r"'upsample_first'\)"),
     ('batch_norm_momentum_1', lambda c: _set(c, 'model.batch_norm_momentum', 1.0), None,
      r'config\.model\.batch_norm_momentum=1\.0 must be in \[0, 1\)'),
     # Losses and optimiser.

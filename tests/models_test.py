@@ -482,3 +482,20 @@ def test_strided_conv_equals_nn_conv(hw, cin, cout, kernel, stride):
   np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                grads, ref_grads)
+
+
+def test_decoder_upsample_conv_orders_agree():
+  """Both decoder_upsample_conv settings build the same parameters and the same function."""
+  config = mnist.get_config()
+  z = jax.random.normal(jax.random.PRNGKey(5), (4, config.model.latent_dim))
+  outputs, trees = [], []
+  for order in ('project_first', 'upsample_first'):
+    config.model.decoder_upsample_conv = order
+    autoencoder, _, _ = models.build_models(config)
+    decoder = autoencoder.decoder
+    variables = jax.jit(functools.partial(decoder.init, train=False))(jax.random.PRNGKey(0), z)
+    trees.append(variables)
+    outputs.append(jax.jit(functools.partial(decoder.apply, train=False))(variables, z))
+  jax.tree.map(np.testing.assert_array_equal, trees[0], trees[1])
+  assert outputs[0].shape == (4, 32, 32, 1)
+  np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
