@@ -17,6 +17,8 @@ from lgae import benchmark, config_validation, input_pipeline
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _STEPS = flags.DEFINE_integer('num_steps', 20, 'Timed steps per repeat.')
+_MAX_WARMUP = flags.DEFINE_integer('max_warmup', 20, 'Warm-up steps at most: warm-up ends once 3 '
+                                   'steps in a row barely page-fault.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Repeats; the best mean is reported.')
 _INPUT_BATCHES = flags.DEFINE_integer('input_batches', 200, 'Batches timed for the input pipeline '
                                       '(0 skips it).')
@@ -28,7 +30,8 @@ def main(argv):
   config = _CONFIG.value
   config_validation.validate(config, check_dataset=False)
   result = {'config': config.dataset.name}
-  result.update(benchmark.benchmark_step(config, num_steps=_STEPS.value, repeats=_REPEATS.value))
+  result.update(benchmark.benchmark_step(
+      config, num_steps=_STEPS.value, max_warmup=_MAX_WARMUP.value, repeats=_REPEATS.value))
   result['input_images_per_sec'] = None
   if _INPUT_BATCHES.value > 0:
     try:

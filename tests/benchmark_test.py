@@ -12,7 +12,7 @@ from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {'config', 'ms_per_step', 'images_per_sec', 'compile_s', 'gflops_per_step',
-        'achieved_gflops', 'cpu_ms_per_step', 'minor_faults_per_step', 'malloc_tuned', 'devices',
+        'achieved_gflops', 'cpu_ms_per_step', 'minor_faults_per_step', 'warmup_steps', 'malloc_tuned', 'devices',
         'batch_size', 'input_images_per_sec'}
 
 
@@ -40,6 +40,7 @@ def test_benchmark_prints_one_json_line_with_all_fields(fake_data_dir):
   assert one['ms_per_step'] > 0 and one['compile_s'] > 0 and one['input_images_per_sec'] > 0
   assert one['images_per_sec'] == pytest.approx(16 / (one['ms_per_step'] / 1e3))
   assert one['malloc_tuned'] is sys.platform.startswith('linux')
+  assert 3 <= one['warmup_steps'] <= 20
   # FLOPs count the whole step whatever the device count (XLA's cost analysis
   # sees one device's share of the partitioned program).
   four = _benchmark(4, fake_data_dir, '--input_batches=0')

@@ -29,6 +29,29 @@ def test_import_applies_settings_and_is_idempotent():
   assert 'imported after JAX' not in out.stderr
 
 
+_BIG_BLOCK = """
+import ctypes, lgae
+libc = ctypes.CDLL('libc.so.6')
+libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size = 3 << 30  # Above the largest finite trim threshold (2 GiB); never touched, so cheap.
+before = libc.sbrk(0)
+block = libc.malloc(size)
+grown = libc.sbrk(0)
+libc.free(block)
+print(block is not None, grown - before >= size, libc.sbrk(0) == grown)
+"""
+
+
+def test_big_freed_block_stays_in_the_heap():
+  # From the heap (not mmap), and not trimmed away when freed: what a step
+  # with multi-GB temporaries (Chairs) needs to avoid re-faulting them.
+  assert _run(_BIG_BLOCK).stdout.split() == ['True', 'True', 'True']
+  # Control: glibc's defaults serve it with mmap (the heap does not grow).
+  assert _run(_BIG_BLOCK, LGAE_TUNE_MALLOC='0').stdout.split() == ['True', 'False', 'True']
+
+
 def test_opt_out_leaves_malloc_alone():
   out = _run('import lgae; from lgae import host_memory as h; print(h.is_applied())',
              LGAE_TUNE_MALLOC='0')

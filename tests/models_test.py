@@ -449,6 +449,7 @@ class _AsConv(models.nn.Module):
     ((1, 1), 5, 7, 4, 3, False),    # MNIST conv0: 1x1 latent map broadcast to 4x4.
     ((4, 4), 6, 3, 2, 3, False),
     ((5, 3), 4, 1, 2, 3, True),     # Cout = 1 (MNIST conv_out), non-square.
+    ((1, 2), 3, 2, 2, 3, False),    # factor 2 from a single row: both edges at once.
     ((3, 2), 4, 2, 3, 3, True),     # factor 3: jax.image.resize path.
     ((4, 4), 3, 2, 2, 4, True),     # even kernel: SAME pads 1 before, 2 after.
     ((4, 4), 3, 2, 1, 3, True),     # factor 1: plain conv.
