@@ -24,5 +24,5 @@ done
 for n in 1 2 4; do
   XLA_FLAGS=--xla_force_host_platform_device_count=$n bench --config=configs/mnist.py --input_batches=0
 done
-bench --config=configs/chairs.py --num_steps=3 --repeats=1 --input_batches=0
-bench --config=configs/celeba.py --num_steps=3 --repeats=1 --input_batches=0
+bench --config=configs/chairs.py --num_steps=5 --repeats=2 --input_batches=0
+bench --config=configs/celeba.py --num_steps=5 --repeats=2 --input_batches=0
