@@ -18,6 +18,24 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.model_name = 'latentgan_ae'
   config.seed = 0
 
+  # How the autoencoder and the latent GAN are scheduled.
+  # 'joint' (the paper): one combined update of AE, D/Q and G on every batch.
+  # 'two_stage' (the l-GAN recipe of Achlioptas et al. 2018): the autoencoder
+  #   alone for `two_stage.autoencoder_steps`, then it is frozen, Enc(x) of the
+  #   whole train split is cached on device once, and G and D/Q train on the
+  #   cached latents alone (no image passes: many times faster per step).
+  config.schedule = 'joint'
+  config.two_stage = ml_collections.ConfigDict()
+  # Stage-1 length; num_train_steps counts both stages (with -1 it is
+  # autoencoder_steps + num_epochs epochs of the latent GAN).
+  config.two_stage.autoencoder_steps = 2340
+  # Non-empty: take the trained autoencoder from this run's latest checkpoint
+  # (same config.model) instead of training stage 1; the run starts at
+  # step autoencoder_steps. Lets many latent-GAN variants share one encoder.
+  config.two_stage.autoencoder_workdir = ''
+  # Nearest neighbours per cached latent (Euclidean), for loss.neighbour_weight.
+  config.two_stage.num_neighbours = 20
+
   config.dataset = ml_collections.ConfigDict()
   config.dataset.name = ''          # a tfds name: 'mnist', 'rendered_chairs', 'celeb_a'.
   config.dataset.data_dir = ''      # '' = $TFDS_DATA_DIR, else tfds' default (~/tensorflow_datasets).
@@ -76,6 +94,13 @@ def get_base_config() -> ml_collections.ConfigDict:
   # trained by the reconstruction loss only). See README "Design choices".
   config.loss.encoder_adversarial_weight = 0.0   # AAE-style: Enc tries to look like G to D.
   config.loss.encoder_entropy_weight = 0.0       # Enc makes Q's Cat prediction on Enc(x) confident.
+  # Two-stage only, beyond the paper (SCAN / N2D): Q's Cat prediction on a
+  # cached latent must agree with its prediction on one of the latent's
+  # nearest neighbours (weight), while the batch's mean prediction keeps a
+  # high entropy (neighbour_entropy_weight), so all K categories are used.
+  # Added to D/Q's loss; 0 = off.
+  config.loss.neighbour_weight = 0.0
+  config.loss.neighbour_entropy_weight = 2.0
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 2e-4
@@ -92,5 +117,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Also score generated images (Frechet distance, label accuracy of Cat(k))
   # with lgae's cached classifier, where the dataset has one (MNIST).
   config.eval_generation = True
+  # Also explain a run in latent space: how well G matches Enc(x_test)
+  # (Frechet distance, k-NN precision/recall) and how well the latent itself
+  # clusters (k-means and a Gaussian mixture fitted on Enc(x_train)); costs
+  # one encoder pass over the train split and a few CPU seconds of fitting.
+  config.eval_latent_diagnostics = True
   config.max_checkpoints_to_keep = 3
   return config

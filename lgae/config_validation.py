@@ -24,6 +24,8 @@ from configs import common
 
 # Values of config.model.decoder_upsample_conv (see configs/common.py).
 DECODER_UPSAMPLE_CONV = ('project_first', 'upsample_first')
+# Values of config.schedule.
+SCHEDULES = ('joint', 'two_stage')
 
 
 class ConfigError(ValueError):
@@ -177,9 +179,37 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
          f'noise_dim {c.noise_dim} + sum(categorical) {sum(c.categorical)} + num_continuous '
          f'{c.num_continuous} = {width}; fix the layout or the table width.')
 
+  # Schedule.
+  ts = config.two_stage
+  need(config.schedule in SCHEDULES,
+       f'config.schedule={config.schedule!r} must be one of {SCHEDULES}.')
+  need(ts.autoencoder_steps >= 0,
+       f'config.two_stage.autoencoder_steps={ts.autoencoder_steps} must be >= 0.')
+  need(ts.num_neighbours > 0,
+       f'config.two_stage.num_neighbours={ts.num_neighbours} must be > 0.')
+  if config.schedule == 'two_stage':
+    need(ts.autoencoder_steps > 0 or bool(ts.autoencoder_workdir),
+         'config.two_stage.autoencoder_steps=0 would train the latent GAN on an untrained '
+         'encoder: give stage 1 steps, or two_stage.autoencoder_workdir.')
+    need(config.num_train_steps == -1 or config.num_train_steps > ts.autoencoder_steps,
+         f'config.num_train_steps={config.num_train_steps} leaves no latent-GAN steps after '
+         f'two_stage.autoencoder_steps={ts.autoencoder_steps} (it counts both stages).')
+    for name in ('encoder_adversarial_weight', 'encoder_entropy_weight'):
+      need(lc[name] == 0,
+           f'config.loss.{name}={lc[name]}: the two-stage schedule freezes the encoder before '
+           "the latent GAN trains, so this term has nothing to act on; set it to 0 or use "
+           "schedule='joint'.")
+  else:
+    need(lc.neighbour_weight == 0,
+         f'config.loss.neighbour_weight={lc.neighbour_weight} needs '
+         "config.schedule='two_stage' (the neighbours are those of the cached latents).")
+    need(not ts.autoencoder_workdir,
+         "config.two_stage.autoencoder_workdir is set but config.schedule='joint'; use "
+         "schedule='two_stage' or clear it.")
+
   # Losses and optimiser.
   for name in ('lambda_disc', 'lambda_cont', 'encoder_adversarial_weight',
-               'encoder_entropy_weight'):
+               'encoder_entropy_weight', 'neighbour_weight', 'neighbour_entropy_weight'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
   for name in ('real_label', 'fake_label'):
     need(0.0 <= lc[name] <= 1.0, f'config.loss.{name}={lc[name]} must be in [0, 1].')

@@ -42,7 +42,11 @@ LABELLED_DATASETS = frozenset({'mnist'})
 # Keys of `evaluate_checkpoint_metrics`, in the order they are written.
 CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
-                          'generated_label_accuracy')
+                          'generated_label_accuracy', 'latent_frechet_distance',
+                          'latent_precision', 'latent_recall', 'latent_kmeans_error',
+                          'latent_gmm_error')
+# Points per set for the latent k-NN precision/recall (cost grows as its square).
+_PRECISION_RECALL_POINTS = 5000
 
 # Separates the evaluation's generation keys from every other use of the seed.
 _GENERATION_SALT = 0x1A6E
@@ -103,6 +107,15 @@ def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -
     first = (indices % layout.categorical[0]).astype(jnp.int32)
     codes = dataclasses.replace(codes, categorical=codes.categorical.at[:, 0].set(first))
   return codes
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_generate_latents(mesh: jax.sharding.Mesh, layout: latent.CodeLayout, seed: int):
+  def generate(state, indices):
+    codes = generation_codes(indices, layout, seed)
+    return state.gen.apply_fn({'params': state.gen.params}, latent.generator_input(codes, layout))
+  return jax.jit(generate, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 out_shardings=parallel.replicated(mesh))
 
 
 @functools.lru_cache(maxsize=8)
@@ -194,6 +207,49 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
   return scores
 
 
+def generated_latents(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                      mesh: jax.sharding.Mesh, num: int) -> np.ndarray:
+  """G(p, c) for the same `num` codes the generated eval images use: [num, latent]."""
+  layout = latent.CodeLayout.from_config(config)
+  batch_size = int(config.eval_batch_size)
+  fn = _jitted_generate_latents(mesh, layout, int(config.seed))
+  parts = []
+  for start in range(0, num, batch_size):
+    indices = np.arange(start, start + batch_size, dtype=np.int32)
+    z = np.asarray(jax.device_get(fn(state, parallel.shard_batch({'i': indices}, mesh)['i'])))
+    parts.append(z[:min(batch_size, num - start)])
+  return np.concatenate(parts)
+
+
+def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                       mesh: jax.sharding.Mesh, test_z: np.ndarray,
+                       test_labels: np.ndarray | None) -> dict[str, float]:
+  """Why a run clusters as it does, measured in latent space.
+
+  * `latent_frechet_distance`, `latent_precision`, `latent_recall`: G(p, c)
+    against Enc(x) of the eval split (Frechet distance of fitted Gaussians;
+    k-NN precision/recall on up to 5000 points each). Q is trained on G's
+    latents and applied to the encoder's: where they differ, Q's
+    classification of real latents is an extrapolation.
+  * `latent_kmeans_error`, `latent_gmm_error` (labelled datasets): the
+    clustering ceiling of the latent itself, fitted on Enc(x_train).
+  """
+  fake_z = generated_latents(state, config, mesh, len(test_z))
+  scores = {'latent_frechet_distance': metrics.frechet_distance(test_z, fake_z)}
+  rng = np.random.default_rng(int(config.seed))
+  pick = lambda x: x[rng.permutation(len(x))[:_PRECISION_RECALL_POINTS]]
+  pr = metrics.knn_precision_recall(pick(test_z), pick(fake_z))
+  scores.update(latent_precision=pr['precision'], latent_recall=pr['recall'])
+  if test_labels is not None and config.codes.categorical:
+    from lgae import latent_cache  # pylint: disable=g-import-not-at-top
+    train_z, _ = latent_cache.encode_split(state, config, mesh, config.dataset.train_split)
+    ceiling = metrics.latent_clustering_ceiling(
+        train_z, test_z, test_labels, int(config.codes.categorical[0]), seed=int(config.seed))
+    scores.update(latent_kmeans_error=ceiling['kmeans_error'],
+                  latent_gmm_error=ceiling['gmm_error'])
+  return scores
+
+
 def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
              mesh: jax.sharding.Mesh, *, split: str | None = None,
              classifier: classifier_lib.Classifier | None = None) -> dict[str, float]:
@@ -215,6 +271,10 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   if classifier is not None:
     scores.update(generation_scores(state, config, mesh, classifier, outputs['features'],
                                     mapping))
+  # .get: configs saved before this option existed restore without it.
+  if config.get('eval_latent_diagnostics', False):
+    labels = outputs['labels'] if has_class_labels(config) else None
+    scores.update(latent_diagnostics(state, config, mesh, outputs['z'], labels))
   return scores
 
 

@@ -417,3 +417,97 @@ def label_accuracy(
   correct = true_labels[valid] == predicted_labels[valid]
   return {'accuracy': float(100.0 * correct.mean())}
 
+
+
+# -----------------------------------------------------------------------------
+# Latent-space diagnostics: does G match the encoder, does the latent cluster?
+# -----------------------------------------------------------------------------
+
+
+def _pairwise_sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """[len(a), len(b)] squared Euclidean distances (float64, clipped at 0)."""
+  d = (np.sum(a * a, axis=1)[:, None] - 2.0 * a @ b.T + np.sum(b * b, axis=1)[None, :])
+  return np.maximum(d, 0.0)
+
+
+def _kth_neighbour_radii(points: np.ndarray, k: int, chunk: int) -> np.ndarray:
+  """Distance of each point to its k-th nearest other point."""
+  radii = np.empty(len(points))
+  for start in range(0, len(points), chunk):
+    d = _pairwise_sq_distances(points[start:start + chunk], points)
+    # Column k of the sorted row: column 0 is the point itself (distance 0).
+    radii[start:start + chunk] = np.sqrt(np.partition(d, k, axis=1)[:, k])
+  return radii
+
+
+def _fraction_covered(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray,
+                      chunk: int) -> float:
+  """Fraction of `queries` inside at least one ball (centres[i], radii[i])."""
+  inside = 0
+  for start in range(0, len(queries), chunk):
+    d = np.sqrt(_pairwise_sq_distances(queries[start:start + chunk], centres))
+    inside += int(np.count_nonzero(np.any(d <= radii[None, :], axis=1)))
+  return inside / len(queries)
+
+
+def knn_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
+                         chunk: int = 1024) -> dict[str, float]:
+  """Improved precision and recall (Kynkaanniemi et al. 2019) of `fake` against `real`.
+
+  Each set's manifold is the union of balls around its points with radius the
+  distance to the point's k-th nearest neighbour in the same set. Precision
+  is the fraction of fake points inside the real manifold (are samples
+  realistic?), recall the fraction of real points inside the fake manifold
+  (is all of the data covered?).
+
+  Args:
+    real: [N, D] points (N > k).
+    fake: [M, D] points (M > k).
+    k: the neighbour that sets the radii (3 in the paper).
+    chunk: rows per distance block (memory is chunk * max(N, M) floats).
+
+  Returns:
+    {'precision': float in [0, 1], 'recall': float in [0, 1]}.
+  """
+  real = np.asarray(real, np.float64)
+  fake = np.asarray(fake, np.float64)
+  for name, x in (('real', real), ('fake', fake)):
+    if x.ndim != 2 or len(x) <= k:
+      raise ValueError(f'{name} must be [points > k={k}, dims], got shape {x.shape}.')
+  if real.shape[1] != fake.shape[1]:
+    raise ValueError(f'real and fake differ in dimension: {real.shape[1]} vs {fake.shape[1]}.')
+  real_radii = _kth_neighbour_radii(real, k, chunk)
+  fake_radii = _kth_neighbour_radii(fake, k, chunk)
+  return {'precision': _fraction_covered(fake, real, real_radii, chunk),
+          'recall': _fraction_covered(real, fake, fake_radii, chunk)}
+
+
+def latent_clustering_ceiling(train_points: np.ndarray, test_points: np.ndarray,
+                              test_labels: np.ndarray, num_clusters: int, seed: int = 0,
+                              max_fit_points: int = 20_000) -> dict[str, float]:
+  """How well the representation itself clusters, without any GAN.
+
+  k-means and a full-covariance Gaussian mixture with `num_clusters`
+  components are fitted on (at most `max_fit_points` of) `train_points` and
+  assign `test_points`; each is scored by the Hungarian error against
+  `test_labels`. If these are high, no latent GAN can make Q classify well;
+  if they are low and Q's error is high, the GAN is at fault.
+
+  Returns:
+    {'kmeans_error': percent, 'gmm_error': percent}.
+  """
+  import sklearn.cluster  # pylint: disable=g-import-not-at-top
+  import sklearn.mixture  # pylint: disable=g-import-not-at-top
+  train_points = np.asarray(train_points, np.float64)
+  test_points = np.asarray(test_points, np.float64)
+  if train_points.ndim != 2 or test_points.ndim != 2:
+    raise ValueError('train_points and test_points must be [points, dims].')
+  rng = np.random.default_rng(seed)
+  if len(train_points) > max_fit_points:
+    train_points = train_points[rng.choice(len(train_points), max_fit_points, replace=False)]
+  kmeans = sklearn.cluster.KMeans(num_clusters, n_init=3, random_state=seed).fit(train_points)
+  gmm = sklearn.mixture.GaussianMixture(num_clusters, covariance_type='full', reg_covar=1e-4,
+                                        random_state=seed).fit(train_points)
+  error = lambda clusters: clustering_scores(test_labels, clusters)['test_error_hungarian']
+  return {'kmeans_error': error(kmeans.predict(test_points)),
+          'gmm_error': error(gmm.predict(test_points))}

@@ -23,6 +23,7 @@ from lgae import (
   evaluation,
   input_pipeline,
   interrupts,
+  latent_cache,
   metric_writers,
   parallel,
 )
@@ -50,16 +51,44 @@ def default_workdir(config: ml_collections.ConfigDict, root: str = 'lgae_runs') 
 
 
 def num_train_steps(config: ml_collections.ConfigDict) -> int:
+  """Total steps; with 'two_stage' they include the autoencoder's stage 1."""
   if config.num_train_steps > 0:
     return int(config.num_train_steps)
-  return int(config.num_epochs) * input_pipeline.steps_per_epoch(config)
+  steps = int(config.num_epochs) * input_pipeline.steps_per_epoch(config)
+  if config.schedule == 'two_stage':
+    steps += int(config.two_stage.autoencoder_steps)
+  return steps
+
+
+def take_pretrained_autoencoder(state: state_lib.LatentGANState,
+                                config: ml_collections.ConfigDict,
+                                mesh: jax.sharding.Mesh) -> state_lib.LatentGANState:
+  """A fresh two-stage state with `two_stage.autoencoder_workdir`'s autoencoder.
+
+  The donor run's latest checkpoint is read (never written); its `config.model`
+  must equal ours. The state then starts at stage 2 (step autoencoder_steps).
+  """
+  donor_dir = config.two_stage.autoencoder_workdir
+  donor = checkpointing.Checkpointer(donor_dir, read_only=True)
+  try:
+    donor_config = donor.restore_config()
+    checkpointing.check_resumable(donor_config, config)
+    donor_state = donor.restore_state(state_lib.abstract_state(donor_config, mesh))
+  finally:
+    donor.close()
+  logging.info('Autoencoder taken from %s (step %d).', donor_dir, int(donor_state.step))
+  return state.replace(ae=donor_state.ae,
+                       step=jnp.asarray(config.two_stage.autoencoder_steps, jnp.int32))
 
 
 def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None):
   """The latest checkpoint's state if there is one, else a fresh one."""
   models = models or models_lib.build_models(config)
   if checkpointer.latest_step() is None:
-    return state_lib.create_state(config, mesh, models)
+    state = state_lib.create_state(config, mesh, models)
+    if config.schedule == 'two_stage' and config.two_stage.autoencoder_workdir:
+      state = take_pretrained_autoencoder(state, config, mesh)
+    return state
   saved = checkpointer.restore_config()
   checkpointing.check_resumable(saved, config)
   state = checkpointer.restore_state(state_lib.abstract_state(config, mesh, models))
@@ -133,8 +162,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
     return state
 
-  step_fn = train_step_lib.make_train_step(config, mesh)
-  batches = input_pipeline.train_iterator(config, start_step=start_step)
+  two_stage = config.schedule == 'two_stage'
+  # Steps before `gan_start` update the autoencoder alone (two-stage stage 1).
+  gan_start = int(config.two_stage.autoencoder_steps) if two_stage else 0
+  if two_stage:
+    ae_step_fn = train_step_lib.make_autoencoder_step(config, mesh)
+    step_fn = train_step_lib.make_latent_gan_step(config, mesh)
+  else:
+    step_fn = train_step_lib.make_train_step(config, mesh)
+  batches = (input_pipeline.train_iterator(config, start_step=start_step)
+             if not two_stage or start_step < gan_start else None)
+  cache = None   # the stage-2 latent cache, built when stage 2 starts.
   writer = metric_writers.MetricWriter(workdir)
   progress = metric_writers.ProgressLogger(start_step, total_steps)
   pending: list[tuple[int, dict]] = []  # per-step metrics still on device.
@@ -149,10 +187,19 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   try:
     step = start_step
     while step < total_steps:
-      batch = parallel.shard_batch(next(batches), mesh)
-      state, step_metrics = step_fn(state, batch)
+      if step < gan_start:
+        state, step_metrics = ae_step_fn(state, parallel.shard_batch(next(batches), mesh))
+      elif two_stage:
+        if cache is None:
+          cache = latent_cache.build(state, config, mesh)
+          logging.info('Stage 2: latent GAN on %d cached latents from step %d.',
+                       cache['z'].shape[0], step)
+          progress.restart_window(step)
+        state, step_metrics = step_fn(state, cache)
+      else:
+        state, step_metrics = step_fn(state, parallel.shard_batch(next(batches), mesh))
       step += 1
-      if step == start_step + 1:  # steps/s and ETA exclude the compile.
+      if step in (start_step + 1, gan_start + 1):  # steps/s and ETA exclude the compile.
         jax.block_until_ready(step_metrics)
         progress.restart_window(step)
       pending.append((step, step_metrics))
@@ -168,7 +215,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         pending = []
         record = {}
         if log_now:
-          record = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
+          # Keys differ between the two stages: average each over the steps that have it.
+          names = dict.fromkeys(k for s in window for k in s)
+          record = {k: float(np.mean([s[k] for s in window if k in s])) for k in names}
           window = []
           record['steps_per_sec'] = progress.steps_per_sec(step)
           progress.log(step, record['steps_per_sec'], record)

@@ -16,6 +16,10 @@ Order inside one step (all three use the same batch and the same codes):
 
 Every random draw comes from fold_in(state.rng, state.step), so a step is a
 pure function of (state, batch): resumable and identical on 1 or N devices.
+
+The two-stage schedule (`config.schedule = 'two_stage'`) splits the same
+updates in time: `autoencoder_step` (1. alone), then `latent_gan_step` (2. and
+3. on batches of a cache of frozen Enc(x), see `lgae.latent_cache`).
 """
 
 import functools
@@ -30,19 +34,13 @@ from lgae import state as state_lib
 Metrics = dict[str, jax.Array]
 
 
-def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
-               config: ml_collections.ConfigDict,
-               layout: latent.CodeLayout) -> tuple[state_lib.LatentGANState, Metrics]:
-  """One combined update of the autoencoder, D/Q and G on one global batch."""
-  images = batch['image']
-  batch_size = images.shape[0]
-  lc = config.loss
-  key = jax.random.fold_in(state.rng, state.step)
-  k_codes, k_real, k_fake = jax.random.split(key, 3)
-  codes = latent.sample(k_codes, layout, batch_size)
-  g_input = latent.generator_input(codes, layout)
+def _autoencoder_update(state: state_lib.LatentGANState, images: jax.Array,
+                        lc: ml_collections.ConfigDict):
+  """Step 1: the AE's reconstruction update (and the optional encoder terms).
 
-  # 1. Autoencoder.
+  Returns (new AE state, z = Enc(x) under the old parameters, metrics).
+  """
+
   def ae_loss_fn(params):
     (z, recon), updates = state.ae.apply_fn(
         {'params': params, 'batch_stats': state.ae.batch_stats}, images, train=True,
@@ -66,14 +64,29 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
         aux['encoder_q_entropy'] = entropy
     return total, (z, updates['batch_stats'], aux)
 
-  (_, (z, batch_stats, ae_metrics)), ae_grads = jax.value_and_grad(
+  (_, (z, batch_stats, metrics)), grads = jax.value_and_grad(
       ae_loss_fn, has_aux=True)(state.ae.params)
-  new_ae = state.ae.apply_gradients(grads=ae_grads, batch_stats=batch_stats)
-  real_z = jax.lax.stop_gradient(z)
+  return state.ae.apply_gradients(grads=grads, batch_stats=batch_stats), z, metrics
 
-  # 2. Discriminator and Q heads. G's forward is run once, here: its output is
-  # D's fake batch, and its VJP is reused for G's own update in step 3 (G's
-  # parameters have not changed in between), so G is not recomputed.
+
+def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Array,
+                lc: ml_collections.ConfigDict, layout: latent.CodeLayout,
+                neighbour_z: jax.Array | None = None):
+  """Steps 2 and 3: D/Q, then G, against the real latents `real_z` (no gradient).
+
+  `neighbour_z` (two-stage only): a nearest neighbour of each real latent,
+  for the neighbour-consistency term on Q's real-latent predictions.
+
+  Returns (new G state, new D/Q state, metrics).
+  """
+  batch_size = real_z.shape[0]
+  k_codes, k_real, k_fake = jax.random.split(key, 3)
+  codes = latent.sample(k_codes, layout, batch_size)
+  g_input = latent.generator_input(codes, layout)
+
+  # G's forward is run once, here: its output is D's fake batch, and its VJP
+  # is reused for G's own update in step 3 (G's parameters have not changed in
+  # between), so G is not recomputed.
   fake_z, gen_vjp = jax.vjp(
       lambda params: state.gen.apply_fn({'params': params}, g_input), state.gen.params)
   real_targets = losses.noisy_labels(k_real, (batch_size,), lc.real_label, lc.fake_label,
@@ -86,25 +99,35 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
     mi_cont = losses.continuous_mi_loss(out['cont_mean'], codes.continuous)
     return mi_cat, mi_cont, lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
 
+  parts = [real_z, fake_z] + ([neighbour_z] if neighbour_z is not None else [])
+  rows = lambda tree, i: jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], tree)
+
   def disc_loss_fn(params):
-    # One forward over [real; fake]: D has no batch-dependent layers.
-    out = state.disc.apply_fn({'params': params}, jnp.concatenate([real_z, fake_z], axis=0))
-    # (fake_z carries no gradient here: only D/Q's parameters are differentiated.)
-    real_logits, fake_logits = out['logit'][:batch_size], out['logit'][batch_size:]
-    fake_out = {'cat_logits': tuple(l[batch_size:] for l in out['cat_logits']),
-                'cont_mean': out['cont_mean'][batch_size:]}
-    d_loss = losses.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+    # One forward over [real; fake (; neighbours)]: D has no batch-dependent
+    # layers. (fake_z carries no gradient here: only D/Q's parameters are
+    # differentiated.)
+    out = state.disc.apply_fn({'params': params}, jnp.concatenate(parts, axis=0))
+    real_out, fake_out = rows(out, 0), rows(out, 1)
+    d_loss = losses.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
+                                       fake_targets)
     mi_cat, mi_cont, mi = mi_losses(fake_out)
     metrics = {'d_loss': d_loss, 'mi_cat_loss': mi_cat, 'mi_cont_loss': mi_cont,
-               'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logits)),
-               'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_logits))}
-    return d_loss + mi, metrics
+               'd_real_prob': jnp.mean(jax.nn.sigmoid(real_out['logit'])),
+               'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
+    total = d_loss + mi
+    if neighbour_z is not None:
+      consistency = losses.neighbour_consistency_loss(real_out['cat_logits'],
+                                                      rows(out, 2)['cat_logits'])
+      entropy = losses.marginal_entropy(real_out['cat_logits'])
+      total += lc.neighbour_weight * (consistency - lc.neighbour_entropy_weight * entropy)
+      metrics.update(neighbour_consistency=consistency, real_marginal_entropy=entropy)
+    return total, metrics
 
   (_, disc_metrics), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc.params)
   new_disc = state.disc.apply_gradients(grads=disc_grads)
 
-  # 3. Generator (D/Q fixed at their new values): the loss's gradient with
-  # respect to the fake latents, pulled back through G's saved VJP.
+  # G (D/Q fixed at their new values): the loss's gradient with respect to the
+  # fake latents, pulled back through G's saved VJP.
   def gen_loss_fn(fake):
     out = new_disc.apply_fn({'params': new_disc.params}, fake)
     g_loss = losses.generator_loss(out['logit'])
@@ -114,9 +137,74 @@ def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
   (_, gen_metrics), fake_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(fake_z)
   (gen_grads,) = gen_vjp(fake_grads)
   new_gen = state.gen.apply_gradients(grads=gen_grads)
+  return new_gen, new_disc, {**disc_metrics, **gen_metrics}
 
+
+def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
+               config: ml_collections.ConfigDict,
+               layout: latent.CodeLayout) -> tuple[state_lib.LatentGANState, Metrics]:
+  """One combined update of the autoencoder, D/Q and G on one global batch."""
+  key = jax.random.fold_in(state.rng, state.step)
+  new_ae, z, ae_metrics = _autoencoder_update(state, batch['image'], config.loss)
+  new_gen, new_disc, gan_metrics = _gan_update(state, jax.lax.stop_gradient(z), key,
+                                               config.loss, layout)
   new_state = state.replace(step=state.step + 1, ae=new_ae, gen=new_gen, disc=new_disc)
-  return new_state, {**ae_metrics, **disc_metrics, **gen_metrics}
+  return new_state, {**ae_metrics, **gan_metrics}
+
+
+def autoencoder_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,
+                     config: ml_collections.ConfigDict) -> tuple[state_lib.LatentGANState, Metrics]:
+  """Two-stage schedule, stage 1: the autoencoder alone (G and D/Q untouched)."""
+  new_ae, _, metrics = _autoencoder_update(state, batch['image'], config.loss)
+  return state.replace(step=state.step + 1, ae=new_ae), metrics
+
+
+def latent_batch_indices(rng: jax.Array, gan_step: jax.Array, num_latents: int,
+                         batch_size: int) -> jax.Array:
+  """Rows of the latent cache that latent-GAN step `gan_step` trains on.
+
+  Epoch e (of num_latents // batch_size steps, remainder dropped) visits the
+  cache in the order permutation(fold_in(rng', e)), so a batch is a pure
+  function of (rng, step): resumable at any step, identical on any device count.
+  """
+  steps_per_epoch = num_latents // batch_size
+  epoch, position = gan_step // steps_per_epoch, gan_step % steps_per_epoch
+  order = jax.random.permutation(
+      jax.random.fold_in(jax.random.fold_in(rng, _LATENT_ORDER_SALT), epoch), num_latents)
+  return jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
+
+
+# Separates the latent cache's visiting order from the step's other draws.
+_LATENT_ORDER_SALT = 0x0D3A
+
+
+def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array], *,
+                    config: ml_collections.ConfigDict, layout: latent.CodeLayout,
+                    mesh: jax.sharding.Mesh | None = None
+                    ) -> tuple[state_lib.LatentGANState, Metrics]:
+  """Two-stage schedule, stage 2: one D/Q + G update on a batch of cached latents.
+
+  Args:
+    state: the train state; its autoencoder is frozen (left as it is).
+    cache: {'z': [N, latent] Enc(x) of the train split, 'neighbours': [N, k]
+      row indices of each latent's nearest neighbours} (see `lgae.latent_cache`).
+  """
+  lc = config.loss
+  key = jax.random.fold_in(state.rng, state.step)
+  k_gan, k_neighbour = jax.random.split(key)
+  gan_step = state.step - config.two_stage.autoencoder_steps
+  num_latents = cache['z'].shape[0]
+  index = latent_batch_indices(state.rng, gan_step, num_latents, config.batch_size)
+  if mesh is not None:  # the gathered batch is split over the devices like an image batch.
+    index = jax.lax.with_sharding_constraint(index, parallel.batch_sharded(mesh))
+  real_z = cache['z'][index]
+  neighbour_z = None
+  if lc.neighbour_weight > 0:
+    neighbours = cache['neighbours'][index]
+    pick = jax.random.randint(k_neighbour, (index.shape[0], 1), 0, neighbours.shape[1])
+    neighbour_z = cache['z'][jnp.take_along_axis(neighbours, pick, axis=1)[:, 0]]
+  new_gen, new_disc, metrics = _gan_update(state, real_z, k_gan, lc, layout, neighbour_z)
+  return state.replace(step=state.step + 1, gen=new_gen, disc=new_disc), metrics
 
 
 def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
@@ -125,4 +213,21 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   step = functools.partial(train_step, config=config, layout=layout)
   replicated = parallel.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(mesh)),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def make_autoencoder_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """Jits `autoencoder_step` like `make_train_step` (stage 1 of 'two_stage')."""
+  step = functools.partial(autoencoder_step, config=config)
+  replicated = parallel.replicated(mesh)
+  return jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(mesh)),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def make_latent_gan_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """Jits `latent_gan_step`: state and latent cache replicated, batch split inside."""
+  layout = latent.CodeLayout.from_config(config)
+  step = functools.partial(latent_gan_step, config=config, layout=layout, mesh=mesh)
+  replicated = parallel.replicated(mesh)
+  return jax.jit(step, in_shardings=(replicated, replicated),
                  out_shardings=(replicated, replicated), donate_argnums=0)

@@ -1,0 +1,83 @@
+"""The two-stage schedule's cache: Enc(x) of the whole train split, and its k-NN graph.
+
+Computed once when stage 2 starts (and again on resume: it is a deterministic
+function of the frozen autoencoder, so a resumed run sees the same cache).
+The latents live on device, replicated; `train_step.latent_gan_step` gathers
+its batches from them, so stage 2 never touches an image.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lgae import input_pipeline, parallel
+from lgae import state as state_lib
+
+
+@functools.lru_cache(maxsize=4)
+def _jitted_encode(mesh: jax.sharding.Mesh):
+  def encode(state, images):
+    return state.ae.apply_fn({'params': state.ae.params}, images, method='encode')
+  return jax.jit(encode, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 out_shardings=parallel.replicated(mesh))
+
+
+def encode_split(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+                 mesh: jax.sharding.Mesh, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """(Enc(x) [N, latent], labels [N]) over `split`, in stored order."""
+  parallel.check_divisible(config.eval_batch_size, mesh, field='eval_batch_size')
+  encode = _jitted_encode(mesh)
+  latents, labels = [], []
+  for batch in input_pipeline.eval_iterator(config, split=split):
+    images = parallel.shard_batch({'image': batch['image']}, mesh)['image']
+    z = np.asarray(jax.device_get(encode(state, images)))
+    keep = batch['mask'] > 0
+    latents.append(z[keep])
+    labels.append(batch['label'][keep])
+  return np.concatenate(latents), np.concatenate(labels)
+
+
+@functools.partial(jax.jit, static_argnames=('k', 'chunk'))
+def nearest_neighbours(points: jax.Array, k: int, chunk: int = 1024) -> jax.Array:
+  """[N, k] indices of each point's k nearest other points (Euclidean), nearest first.
+
+  Chunked over query rows so memory stays O(chunk * N); a point is never its
+  own neighbour (duplicates of it may be).
+  """
+  n = points.shape[0]
+  if not 0 < k < n:
+    raise ValueError(f'k={k} nearest neighbours need 0 < k < number of points ({n}).')
+  sq_norms = jnp.sum(jnp.square(points), axis=1)
+  pad = (-n) % chunk
+  queries = jnp.pad(jnp.arange(n), (0, pad)).reshape(-1, chunk)
+
+  def one_chunk(rows):
+    # ||a - b||^2 up to the query's own norm, which does not change the ranking.
+    d = sq_norms[None, :] - 2.0 * points[rows] @ points.T
+    d = d.at[jnp.arange(chunk), rows].set(jnp.inf)   # not its own neighbour.
+    return jax.lax.top_k(-d, k)[1]
+
+  return jax.lax.map(one_chunk, queries).reshape(-1, k)[:n].astype(jnp.int32)
+
+
+def build(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+          mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """The stage-2 cache, replicated on `mesh`.
+
+  Returns:
+    {'z': [N, latent] float32, 'neighbours': [N, k] int32}; 'neighbours' is
+    [N, 1] zeros when `config.loss.neighbour_weight` is 0 (not used then).
+  """
+  z, _ = encode_split(state, config, mesh, config.dataset.train_split)
+  if z.shape[0] < config.batch_size:
+    raise ValueError(f'The train split has {z.shape[0]} examples, fewer than '
+                     f'batch_size={config.batch_size}.')
+  z = jnp.asarray(z)
+  if config.loss.neighbour_weight > 0:
+    neighbours = nearest_neighbours(z, int(config.two_stage.num_neighbours))
+  else:
+    neighbours = jnp.zeros((z.shape[0], 1), jnp.int32)
+  return jax.device_put({'z': z, 'neighbours': neighbours}, parallel.replicated(mesh))
