@@ -1,18 +1,27 @@
-r"""Trains and evaluates one config over several seeds, then aggregates a table.
+r"""Trains and evaluates a grid of settings x seeds, one run after another, then one table.
 
-  python -m experiments.sweep --config=configs/mnist.py --seeds=0,1,2,3,4 \
-      --root=/tmp/mnist_sweep [--config.num_epochs=5 ...]
+  python -m experiments.sweep --config=configs/mnist.py --seeds=0,1,2 --root=/tmp/sweep \
+      --setting='literal:' \
+      --setting='swap:--config.loss.lambda_disc=1 --config.loss.lambda_cont=0.1' \
+      [--config.num_epochs=5 ...]
 
-Each seed runs `experiments.main` (resumable: re-running the sweep continues
-unfinished seeds) and then `experiments.evaluate` in its own process, in
-`<root>/seed<N>`. `--config.*` overrides are forwarded to every run. Writes
-`<root>/results.json` and `<root>/results.md`. Runs go one at a time unless
+Each (setting, seed) runs `experiments.main` then `experiments.evaluate` in its
+own process and workdir `<root>/<setting>/seed<N>`. Re-running the same command
+resumes: finished runs (an eval.json for their final checkpoint) are skipped,
+unfinished ones continue from their last checkpoint. `--config.*` flags after
+the sweep's own apply to every setting; a setting's overrides come after them.
+`{seed}` in an override is replaced by the seed (e.g. a per-seed
+`--config.two_stage.autoencoder_workdir=/runs/ae/seed{seed}`). Without
+--setting the grid is one setting named 'default'. Writes `<root>/results.json`
+(every run's eval.json, command and wall time) and `<root>/results.md`
+(mean ± std per setting, then per-run rows). Runs go one at a time unless
 --parallel says otherwise: each run already uses every core through XLA.
 """
 
 import concurrent.futures
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -23,55 +32,98 @@ from lgae import reporting
 
 _CONFIG = flags.DEFINE_string('config', None, 'Config file path (forwarded to experiments.main).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds to run.')
-_ROOT = flags.DEFINE_string('root', None, 'Directory holding one workdir per seed.')
+_ROOT = flags.DEFINE_string('root', None, 'Directory holding one workdir per setting and seed.')
+_SETTINGS = flags.DEFINE_multi_string(
+    'setting', [], "'NAME:--config.a=1 --config.b=2' (overrides may be empty); repeatable.")
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
 flags.mark_flags_as_required(['config', 'root'])
 
 KEYS = ('test_error_hungarian', 'test_error_majority', 'nmi', 'ari', 'num_clusters_used',
-        'recon_mse', 'frechet_distance', 'generated_label_accuracy', 'train_wall_minutes')
+        'recon_mse', 'frechet_distance', 'generated_label_accuracy', 'latent_frechet_distance',
+        'latent_precision', 'latent_recall', 'latent_kmeans_error', 'latent_gmm_error',
+        'train_wall_minutes')
 
 
-def _run_seed(seed: str, overrides: list[str]) -> dict:
-  workdir = os.path.join(_ROOT.value, f'seed{seed}')
+def parse_setting(text: str) -> tuple[str, list[str]]:
+  """'name:--config.a=1 --config.b=2' -> ('name', ['--config.a=1', '--config.b=2'])."""
+  name, sep, overrides = text.partition(':')
+  name = name.strip()
+  if not sep or not name or '/' in name:
+    raise app.UsageError(f"--setting={text!r}: expected 'NAME:OVERRIDES' with a NAME free of '/'.")
+  overrides = shlex.split(overrides)
+  bad = [o for o in overrides if not o.startswith('--config.')]
+  if bad:
+    raise app.UsageError(f'--setting={text!r}: only --config.* overrides are allowed, got {bad}.')
+  return name, overrides
+
+
+def _latest_step(workdir: str) -> int | None:
+  ckpt = os.path.join(workdir, 'checkpoints')
+  steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+  return max(steps) if steps else None
+
+
+def _run(setting: str, seed: str, overrides: list[str]) -> dict:
+  workdir = os.path.join(_ROOT.value, setting, f'seed{seed}')
   os.makedirs(workdir, exist_ok=True)
+  overrides = [o.replace('{seed}', seed) for o in overrides]
   train_cmd = [sys.executable, '-m', 'experiments.main', f'--config={_CONFIG.value}',
                f'--workdir={workdir}', f'--config.seed={seed}', *overrides]
+  eval_path = os.path.join(workdir, 'eval.json')
+  timing = os.path.join(workdir, 'sweep_timing.json')
   with open(os.path.join(workdir, 'sweep.log'), 'a') as log:
     start = time.time()
     subprocess.run(train_cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
     wall = (time.time() - start) / 60
-    subprocess.run([sys.executable, '-m', 'experiments.evaluate', f'--workdir={workdir}'],
-                   stdout=log, stderr=subprocess.STDOUT, check=True)
-  with open(os.path.join(workdir, 'eval.json')) as f:
+    done = None
+    if os.path.exists(eval_path):
+      with open(eval_path) as f:
+        done = json.load(f).get('step')
+    if done is None or done != _latest_step(workdir):
+      subprocess.run([sys.executable, '-m', 'experiments.evaluate', f'--workdir={workdir}'],
+                     stdout=log, stderr=subprocess.STDOUT, check=True)
+  with open(eval_path) as f:
     result = json.load(f)
-  timing = os.path.join(workdir, 'sweep_timing.json')
-  # A resumed seed keeps the wall time of its first full run.
+  # A resumed run keeps the wall time of its first full run.
   if os.path.exists(timing):
     with open(timing) as f:
       wall = json.load(f).get('train_wall_minutes', wall)
   else:
     with open(timing, 'w') as f:
-      json.dump({'train_wall_minutes': wall, 'command': ' '.join(train_cmd)}, f)
-  result.update(seed=int(seed), train_wall_minutes=wall)
-  print(f'seed {seed}: ' + ', '.join(f'{k}={result.get(k)}' for k in KEYS), flush=True)
+      json.dump({'train_wall_minutes': wall, 'command': shlex.join(train_cmd)}, f)
+  result.update(setting=setting, seed=int(seed), train_wall_minutes=wall,
+                command=shlex.join(train_cmd))
+  print(f'{setting} seed {seed}: ' + ', '.join(f'{k}={result.get(k)}' for k in KEYS), flush=True)
   return result
 
 
 def main(argv):
-  overrides = [a for a in argv[1:] if a.startswith('--config.')]
+  common = [a for a in argv[1:] if a.startswith('--config.')]
   unknown = [a for a in argv[1:] if not a.startswith('--config.')]
   if unknown:
     raise app.UsageError(f'Unexpected arguments: {unknown}')
+  settings = [parse_setting(s) for s in _SETTINGS.value] or [('default', [])]
+  names = [n for n, _ in settings]
+  if len(set(names)) != len(names):
+    raise app.UsageError(f'Setting names must be unique, got {names}.')
   os.makedirs(_ROOT.value, exist_ok=True)
+  jobs = [(name, seed, common + overrides) for name, overrides in settings for seed in _SEEDS.value]
   with concurrent.futures.ThreadPoolExecutor(max_workers=_PARALLEL.value) as pool:
-    results = list(pool.map(lambda s: _run_seed(s, overrides), _SEEDS.value))
-  summary = {'config': _CONFIG.value, 'overrides': overrides, 'runs': results,
-             'aggregate': reporting.aggregate(results, KEYS)}
+    results = list(pool.map(lambda job: _run(*job), jobs))
+  by_setting = {name: [r for r in results if r['setting'] == name] for name in names}
+  summary = {'config': _CONFIG.value, 'common_overrides': common,
+             'settings': {name: overrides for name, overrides in settings},
+             'aggregate': {name: reporting.aggregate(runs, KEYS) for name, runs in by_setting.items()},
+             'runs': results}
   with open(os.path.join(_ROOT.value, 'results.json'), 'w') as f:
     json.dump(summary, f, indent=2)
-  table = reporting.markdown_table(results, KEYS)
+  table = reporting.settings_table(by_setting, KEYS[:4] + ('generated_label_accuracy',
+                                                            'latent_gmm_error'))
   with open(os.path.join(_ROOT.value, 'results.md'), 'w') as f:
-    f.write(f'config: {_CONFIG.value} {" ".join(overrides)}\n\n{table}\n')
+    f.write(f'config: {_CONFIG.value} {shlex.join(common)}\n\n{table}\n\n')
+    for name, overrides in settings:
+      f.write(f'## {name}: {shlex.join(overrides)}\n\n'
+              f'{reporting.markdown_table(by_setting[name], KEYS)}\n\n')
   print(table)
 
 

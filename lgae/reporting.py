@@ -59,3 +59,15 @@ def time_to_threshold(records: Sequence[dict], key: str, threshold: float) -> fl
     if r.get(key) is not None and r[key] < threshold:
       return (r['time'] - start) / 60
   return None
+
+
+def settings_table(runs_by_setting: dict[str, Sequence[dict]], keys: Sequence[str],
+                   digits: int = 2) -> str:
+  """One row per setting: 'mean ± std' of each key over its runs, and n (runs)."""
+  lines = ['| setting | n | ' + ' | '.join(keys) + ' |', '|' + '---|' * (len(keys) + 2)]
+  for name, runs in runs_by_setting.items():
+    stats = aggregate(runs, keys)
+    cells = [('–' if stats[k]['n'] == 0 else
+              f"{stats[k]['mean']:.{digits}f} ± {stats[k]['std']:.{digits}f}") for k in keys]
+    lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)

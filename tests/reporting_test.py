@@ -37,3 +37,24 @@ def test_time_to_threshold():
   assert reporting.time_to_threshold(records, 'eval/err', 5.0) == 2.0
   assert reporting.time_to_threshold(records, 'eval/err', 3.0) == 3.0
   assert reporting.time_to_threshold(records, 'eval/err', 1.0) is None
+
+
+def test_settings_table_one_row_per_setting():
+  table = reporting.settings_table(
+      {'a': [{'err': 1.0}, {'err': 3.0}], 'b': [{'err': None}]}, ['err'])
+  lines = table.splitlines()
+  assert lines[0] == '| setting | n | err |'
+  assert lines[2] == '| a | 2 | 2.00 ± 1.41 |'
+  assert lines[3] == '| b | 1 | – |'
+
+
+def test_sweep_parses_settings():
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  assert sweep.parse_setting("nb:--config.loss.neighbour_weight=1 --config.seed=2") == (
+      'nb', ['--config.loss.neighbour_weight=1', '--config.seed=2'])
+  assert sweep.parse_setting('literal:') == ('literal', [])
+  import pytest  # pylint: disable=g-import-not-at-top
+  from absl import app  # pylint: disable=g-import-not-at-top
+  for bad in ('no-colon', ':--config.a=1', 'x:--seed=1', 'a/b:'):
+    with pytest.raises(app.UsageError):
+      sweep.parse_setting(bad)
