@@ -30,8 +30,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # autoencoder_steps + num_epochs epochs of the latent GAN).
   config.two_stage.autoencoder_steps = 2340
   # Non-empty: take the trained autoencoder from this run's latest checkpoint
-  # (same config.model) instead of training stage 1; the run starts at
-  # step autoencoder_steps. Lets many latent-GAN variants share one encoder.
+  # instead of training stage 1 (same encoder, decoder and latent width; G,
+  # D/Q and codes may differ); the run starts at step autoencoder_steps.
+  # Lets many latent-GAN variants share one encoder.
   config.two_stage.autoencoder_workdir = ''
   # Nearest neighbours per cached latent (Euclidean), for loss.neighbour_weight.
   config.two_stage.num_neighbours = 20

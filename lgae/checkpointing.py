@@ -21,6 +21,11 @@ SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoi
                    'eval_every_steps', 'max_checkpoints_to_keep')
 # Fields a checkpoint's arrays depend on; resuming with others is an error.
 STRUCTURAL_FIELDS = ('model', 'codes', 'dataset.image_size', 'dataset.channels')
+# Fields the autoencoder's arrays depend on: a two-stage run may take its
+# autoencoder from a run whose G, D/Q and codes differ, as long as these match.
+AUTOENCODER_FIELDS = ('model.latent_dim', 'model.encoder_features', 'model.encoder_kernel',
+                      'model.encoder_stride', 'model.decoder_upsample', 'model.decoder_features',
+                      'model.decoder_kernel', 'dataset.image_size', 'dataset.channels')
 
 
 class CheckpointError(RuntimeError):
@@ -127,19 +132,27 @@ def _one_line(error: Exception, limit: int = 300) -> str:
   return f'{type(error).__name__}: {" ".join(str(error).split())[:limit]}'
 
 
-def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> None:
-  """Raises CheckpointError if the saved run used another model or data layout."""
+def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                    fields: tuple[str, ...] = STRUCTURAL_FIELDS,
+                    holder: str = 'The workdir') -> None:
+  """Raises CheckpointError if the saved run used another model or data layout.
+
+  `fields` are the dotted config fields that must match; `holder` names the
+  saved run in the message.
+  """
   def get(cfg, dotted):
     for part in dotted.split('.'):
       cfg = cfg[part]
     return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg))
 
-  for field in STRUCTURAL_FIELDS:
+  for field in fields:
     old, new = get(saved, field), get(config, field)
     if old != new:
       raise CheckpointError(
-          f'The workdir holds a run with config.{field}={old}, but this config has {new}. '
+          f'{holder} holds a run with config.{field}={old}, but this config has {new}. '
           'Use a fresh --workdir (or the config that run was started with).')
+  if fields != STRUCTURAL_FIELDS:
+    return
   changed = [k for k in saved
              if k not in SCHEDULE_FIELDS and k in config and
              json.dumps(get(saved, k), sort_keys=True) != json.dumps(get(config, k), sort_keys=True)]

@@ -44,7 +44,7 @@ CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
                           'generated_label_accuracy', 'latent_frechet_distance',
                           'latent_precision', 'latent_recall', 'latent_kmeans_error',
-                          'latent_gmm_error')
+                          'latent_gmm_error', 'latent_neighbour_agreement')
 # Points per set for the latent k-NN precision/recall (cost grows as its square).
 _PRECISION_RECALL_POINTS = 5000
 
@@ -233,6 +233,9 @@ def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.C
     classification of real latents is an extrapolation.
   * `latent_kmeans_error`, `latent_gmm_error` (labelled datasets): the
     clustering ceiling of the latent itself, fitted on Enc(x_train).
+  * `latent_neighbour_agreement` (labelled datasets): the fraction of each
+    test latent's 10 nearest test latents with its label, what a
+    neighbour-consistency term (`config.loss.neighbour_weight`) can exploit.
   """
   fake_z = generated_latents(state, config, mesh, len(test_z))
   scores = {'latent_frechet_distance': metrics.frechet_distance(test_z, fake_z)}
@@ -246,7 +249,9 @@ def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.C
     ceiling = metrics.latent_clustering_ceiling(
         train_z, test_z, test_labels, int(config.codes.categorical[0]), seed=int(config.seed))
     scores.update(latent_kmeans_error=ceiling['kmeans_error'],
-                  latent_gmm_error=ceiling['gmm_error'])
+                  latent_gmm_error=ceiling['gmm_error'],
+                  latent_neighbour_agreement=metrics.neighbour_label_agreement(
+                      test_z, test_labels, k=10))
   return scores
 
 

@@ -511,3 +511,26 @@ def latent_clustering_ceiling(train_points: np.ndarray, test_points: np.ndarray,
   error = lambda clusters: clustering_scores(test_labels, clusters)['test_error_hungarian']
   return {'kmeans_error': error(kmeans.predict(test_points)),
           'gmm_error': error(gmm.predict(test_points))}
+
+
+def neighbour_label_agreement(points: np.ndarray, labels: np.ndarray, k: int = 10,
+                              chunk: int = 1024) -> float:
+  """Fraction of each point's k nearest other points (Euclidean) that share its label.
+
+  The upper bound on what a neighbour-consistency objective can learn from a
+  representation: at 1.0 every neighbourhood is one class, at 1/num_classes
+  (balanced classes) the neighbourhoods say nothing about the class.
+  """
+  points = np.asarray(points, np.float64)
+  labels = _as_1d_int_array(labels, 'labels')
+  _check_same_length(points, 'points', labels, 'labels')
+  if points.ndim != 2 or not 0 < k < len(points):
+    raise ValueError(f'points must be [N > k={k}, dims], got shape {points.shape}.')
+  agree = 0
+  for start in range(0, len(points), chunk):
+    d = _pairwise_sq_distances(points[start:start + chunk], points)
+    rows = np.arange(d.shape[0])
+    d[rows, start + rows] = np.inf   # not its own neighbour.
+    nearest = np.argpartition(d, k, axis=1)[:, :k]
+    agree += int(np.count_nonzero(labels[nearest] == labels[start:start + chunk, None]))
+  return agree / (len(points) * k)

@@ -65,14 +65,16 @@ def take_pretrained_autoencoder(state: state_lib.LatentGANState,
                                 mesh: jax.sharding.Mesh) -> state_lib.LatentGANState:
   """A fresh two-stage state with `two_stage.autoencoder_workdir`'s autoencoder.
 
-  The donor run's latest checkpoint is read (never written); its `config.model`
-  must equal ours. The state then starts at stage 2 (step autoencoder_steps).
+  The donor run's latest checkpoint is read (never written); its autoencoder
+  fields (`checkpointing.AUTOENCODER_FIELDS`) must equal ours; G, D/Q and the
+  codes may differ. The state then starts at stage 2 (step autoencoder_steps).
   """
   donor_dir = config.two_stage.autoencoder_workdir
   donor = checkpointing.Checkpointer(donor_dir, read_only=True)
   try:
     donor_config = donor.restore_config()
-    checkpointing.check_resumable(donor_config, config)
+    checkpointing.check_resumable(donor_config, config, checkpointing.AUTOENCODER_FIELDS,
+                                  holder=f'two_stage.autoencoder_workdir={donor_dir!r}')
     donor_state = donor.restore_state(state_lib.abstract_state(donor_config, mesh))
   finally:
     donor.close()

@@ -58,3 +58,17 @@ def test_clustering_ceiling_separated_blobs_and_structureless_points():
   noise = metrics.latent_clustering_ceiling(rng.normal(size=(800, 3)), rng.normal(size=(400, 3)),
                                             rng.integers(0, 4, 400), 4, seed=0)
   assert noise['kmeans_error'] > 55 and noise['gmm_error'] > 55
+
+
+def test_neighbour_label_agreement_hand_computed_and_oracles():
+  # Points on a line at 0, 1, 3, 10, 11 labelled a a b b b, k = 1.
+  points = np.array([[0.0], [1.0], [3.0], [10.0], [11.0]])
+  labels = np.array([0, 0, 1, 1, 1])
+  # Nearest: 0->1 (agree), 1->0 (agree), 3->1 (disagree), 10->11 (agree), 11->10 (agree).
+  assert metrics.neighbour_label_agreement(points, labels, k=1) == pytest.approx(4 / 5)
+  rng = np.random.default_rng(3)
+  blobs = np.repeat(100.0 * np.eye(3), 50, axis=0) + rng.normal(size=(150, 3))
+  blob_labels = np.repeat(np.arange(3), 50)
+  assert metrics.neighbour_label_agreement(blobs, blob_labels, k=5) == 1.0
+  shuffled = rng.permutation(blob_labels)
+  assert metrics.neighbour_label_agreement(blobs, shuffled, k=5) < 0.5

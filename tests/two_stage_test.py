@@ -90,7 +90,16 @@ def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
   assert int(state.step) == 5   # starts at autoencoder_steps = 3: two latent-GAN steps.
   assert _equal(jax.device_get(state.ae.params), donor_state.ae.params)
   assert checkpointing.Checkpointer(str(workdir), read_only=True).all_steps() == [5]
-  # A donor with another model is refused before anything trains.
+  # The G/D/Q side and the codes may differ from the donor's ...
+  config = _config(data_dir, num_train_steps=4)
+  with config.unlocked():
+    config.two_stage.autoencoder_workdir = str(donor)
+    config.codes.noise_dim = 4
+    config.codes.generator_input_dim = 16
+    config.model.generator_hidden = (16,)
+  state = train.train_and_evaluate(config, str(tmp_path / 'other_gan'))
+  assert _equal(jax.device_get(state.ae.params), donor_state.ae.params)
+  # ... but a donor with another autoencoder is refused before anything trains.
   config = _config(data_dir, num_train_steps=5)
   with config.unlocked():
     config.two_stage.autoencoder_workdir = str(donor)
