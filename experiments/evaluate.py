@@ -50,6 +50,9 @@ def write_json_atomically(path: str, payload: dict) -> None:
 def run(workdir: str, step: int | None = None) -> dict:
   """Restores, evaluates and writes `<workdir>/eval.json`; returns the scores."""
   state, config, mesh = evaluation.load_checkpoint(workdir, step)
+  # eval.json always carries the latent diagnostics, whatever the run logged
+  # during training (they may have been switched off there to save time).
+  config.eval_latent_diagnostics = True
   input_pipeline.check_available(config)
   classifier = classifier_lib.get_or_train_classifier(config)
   scores = evaluation.json_ready(

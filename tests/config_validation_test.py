@@ -321,3 +321,12 @@ def test_parse_flags_passes_good_flags_through():
   assert config_validation.parse_flags(argv, flag_values=flag_values) == ['main.py', 'extra']
   assert holder.value.loss.lambda_disc == 2.5
   assert isinstance(holder.value, ml_collections.ConfigDict)
+
+
+def test_mnist_best_is_valid_and_keeps_the_paper_networks():
+  best, paper = mnist.get_config('best'), mnist.get_config('paper')
+  config_validation.validate(best, num_devices=4)
+  # Same Table-2 networks and code layout: only the schedule and Q's extra term differ.
+  assert best.model.to_dict() == paper.model.to_dict()
+  assert best.codes.to_dict() == paper.codes.to_dict()
+  assert best.schedule == 'two_stage' and best.loss.neighbour_weight > 0
