@@ -50,3 +50,34 @@ def test_state_is_replicated_and_batch_sharded():
   leaf = jax.tree.leaves(state.gen.params)[0]
   assert leaf.sharding.is_fully_replicated
   assert len(leaf.sharding.device_set) == 4
+
+
+def _run_latent_gan(config, devices, num_steps):
+  mesh = parallel.make_mesh(devices)
+  state = state_lib.create_state(config, mesh)
+  state = state.replace(step=state.step + config.two_stage.autoencoder_steps)
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(64, config.model.latent_dim)).astype(np.float32)
+  neighbours = rng.integers(0, 64, (64, 3)).astype(np.int32)
+  cache = jax.device_put({'z': z, 'neighbours': neighbours}, parallel.replicated(mesh))
+  step_fn = train_step.make_latent_gan_step(config, mesh)
+  for _ in range(num_steps):
+    state, metrics = step_fn(state, cache)
+  return jax.device_get(state), jax.device_get(metrics)
+
+
+def test_two_stage_latent_gan_step_four_devices_match_one_device():
+  config = mnist.get_config('smoke')
+  with config.unlocked():
+    config.schedule = 'two_stage'
+    config.loss.neighbour_weight = 1.0
+  one, m1 = _run_latent_gan(config, jax.devices()[:1], num_steps=3)
+  four, m4 = _run_latent_gan(config, jax.devices()[:4], num_steps=3)
+  # Same leaves at the same paths (treedefs differ only in the static apply_fns).
+  paths = lambda tree: [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+  assert paths(one) == paths(four)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+  assert set(m1) == set(m4) and 'neighbour_consistency' in m1
+  for k in m1:
+    np.testing.assert_allclose(m1[k], m4[k], rtol=1e-5, atol=1e-6, err_msg=k)
