@@ -70,7 +70,7 @@ def apply_best(config):
   config.two_stage.num_neighbours = 20
   config.loss.neighbour_weight = 1.0
   config.loss.neighbour_entropy_weight = 2.0
-  config.num_epochs = 10                           # latent-GAN epochs after stage 1.
+  config.num_epochs = 15                           # latent-GAN epochs after stage 1.
 
 
 def apply_smoke(config):
