@@ -1,0 +1,87 @@
+r"""How far the neighbour-consistency objective alone gets on a run's frozen latents.
+
+  python -m experiments.neighbour_probe --workdir=W [--epochs=6 --learning_rate=2e-4 --b1=0.5 \
+      --num_neighbours=20 --entropy_weight=2 --seed=0]
+
+Encodes the train split with W's latest checkpoint, builds the k-NN graph of
+the latents (`lgae.latent_cache`), and trains a fresh MLP with D/Q's trunk
+widths and a Cat(K) head on `losses.neighbour_consistency_loss - entropy_weight
+* losses.marginal_entropy` alone: no GAN, no G, no D. Prints the Hungarian
+error of its argmax on the train latents after every epoch. A research probe:
+it separates what the objective can do on this latent from what the latent
+GAN (which shares Q's trunk with D) lets it do. Reads W, writes nothing.
+"""
+
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from lgae import evaluation, latent_cache, losses, metrics
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory with a checkpoint.')
+_EPOCHS = flags.DEFINE_integer('epochs', 6, 'Passes over the train latents.')
+_LR = flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate.')
+_B1 = flags.DEFINE_float('b1', 0.5, 'Adam b1 (b2 = 0.9).')
+_K = flags.DEFINE_integer('num_neighbours', 20, 'Neighbours per latent.')
+_ENTROPY = flags.DEFINE_float('entropy_weight', 2.0, 'Weight of the marginal entropy.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Initialisation and batch order.')
+flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  del argv
+  state, config, mesh = evaluation.load_checkpoint(_WORKDIR.value)
+  z, labels = latent_cache.encode_split(state, config, mesh, config.dataset.train_split)
+  z = jnp.asarray(z)
+  neighbours = latent_cache.nearest_neighbours(z, k=_K.value)
+  num_classes, batch = int(config.codes.categorical[0]), int(config.batch_size)
+
+  class Probe(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      for width in config.model.discriminator_hidden:
+        x = nn.relu(nn.Dense(width)(x))
+      return nn.Dense(num_classes)(x)
+
+  probe = Probe()
+  key = jax.random.PRNGKey(_SEED.value)
+  params = probe.init(key, z[:1])
+  tx = optax.adam(_LR.value, b1=_B1.value, b2=0.9)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, key):
+    k_index, k_pick = jax.random.split(key)
+    index = jax.random.randint(k_index, (batch,), 0, z.shape[0])
+    pick = jax.random.randint(k_pick, (batch, 1), 0, _K.value)
+    other = jnp.take_along_axis(neighbours[index], pick, axis=1)[:, 0]
+
+    def loss_fn(p):
+      logits = probe.apply(p, jnp.concatenate([z[index], z[other]]))
+      mine, theirs = (logits[:batch],), (logits[batch:],)
+      return (losses.neighbour_consistency_loss(mine, theirs) -
+              _ENTROPY.value * losses.marginal_entropy(mine))
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  predict = jax.jit(lambda p: jnp.argmax(probe.apply(p, z), axis=-1))
+  steps_per_epoch, start = z.shape[0] // batch, time.time()
+  for epoch in range(_EPOCHS.value):
+    for s in range(steps_per_epoch):
+      params, opt_state, loss = step(params, opt_state,
+                                     jax.random.fold_in(key, epoch * steps_per_epoch + s))
+    scores = metrics.clustering_scores(labels, np.asarray(predict(params)))
+    print(f'epoch {epoch + 1}: loss {float(loss):.3f} train error (Hungarian) '
+          f'{scores["test_error_hungarian"]:.2f} % clusters {scores["num_clusters_used"]:.0f} '
+          f'({time.time() - start:.0f} s)', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
