@@ -22,6 +22,14 @@ def _run(config, devices, num_steps):
   return jax.device_get(state), jax.device_get(metrics), batch
 
 
+def _paths(tree):
+  """Every leaf's path: equal lists mean zipping the leaves pairs like with like.
+
+  (Treedefs themselves differ between runs only in the static apply_fns.)
+  """
+  return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+
+
 def test_four_devices_match_one_device():
   assert jax.device_count() >= 4, 'conftest forces 4 host devices'
   config = mnist.get_config('smoke')
@@ -30,6 +38,7 @@ def test_four_devices_match_one_device():
   # The 4-device batch really is split four ways.
   assert len(batch4['image'].addressable_shards) == 4
   assert batch4['image'].addressable_shards[0].data.shape[0] == config.batch_size // 4
+  assert _paths(one) == _paths(four) and set(m1) == set(m4)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
   for k in m1:
@@ -73,9 +82,7 @@ def test_two_stage_latent_gan_step_four_devices_match_one_device():
     config.loss.neighbour_weight = 1.0
   one, m1 = _run_latent_gan(config, jax.devices()[:1], num_steps=3)
   four, m4 = _run_latent_gan(config, jax.devices()[:4], num_steps=3)
-  # Same leaves at the same paths (treedefs differ only in the static apply_fns).
-  paths = lambda tree: [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
-  assert paths(one) == paths(four)
+  assert _paths(one) == _paths(four)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
   assert set(m1) == set(m4) and 'neighbour_consistency' in m1

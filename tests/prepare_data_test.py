@@ -1,8 +1,9 @@
 """Offline dataset preparation: local MNIST IDX files and the chairs archive.
 
 Everything is built from tiny fake sources in tmp dirs; nothing touches the
-network. Set LGAE_REAL_MNIST_DIR=<dir with the four MNIST .gz files> to also
-prepare and check the real MNIST (~20 s).
+network. The real MNIST is also prepared and checked (~20 s) when its four
+.gz files are found: in $LGAE_REAL_MNIST_DIR, else in the development
+workshop beside this repository (../shared/data/mnist, present in CI).
 """
 
 import gzip
@@ -145,16 +146,19 @@ def test_cli_prepare_resolves_tfds_data_dir(fake_mnist, tmp_path, monkeypatch):
 
 @pytest.fixture(scope='session')
 def real_mnist_dir(tmp_path_factory):
-  source = os.environ.get('LGAE_REAL_MNIST_DIR')
+  workshop = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
+                          'shared', 'data', 'mnist')
+  source = os.environ.get('LGAE_REAL_MNIST_DIR') or (workshop if os.path.isdir(workshop) else '')
   if not source:
-    pytest.skip('set LGAE_REAL_MNIST_DIR to the real MNIST .gz files')
+    pytest.skip('no real MNIST files: set LGAE_REAL_MNIST_DIR to a directory holding the four '
+                'MNIST .gz files to run this test')
   data_dir = tmp_path_factory.mktemp('real_mnist')
   mnist_local.prepare(source, str(data_dir))  # With the real sha256.
   return str(data_dir)
 
 
 def test_real_mnist(real_mnist_dir):
-  # Label counts from /work/shared/data/mnist/README.md.
+  # The published label counts of MNIST's train and test splits.
   expected = {
       'train': [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
       'test': [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
