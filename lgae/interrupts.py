@@ -8,9 +8,12 @@ A second signal of the same kind falls through to the previous handler (a hard
 stop: the default for SIGTERM, KeyboardInterrupt for SIGINT), in case the first
 one is not being honoured; Orbax's atomic writes keep the workdir resumable.
 
-Before the loop starts (restore, compilation) and after it ends, the signals
-have their default effect: there is no training progress to save then, and a
-checkpoint write is never left half-visible (see lgae.checkpointing).
+`train.train_and_evaluate` installs the handlers on its first line: a signal
+before the first step (data checks, classifier training, restore) ends the run
+before training starts, with a checkpoint at the current step (a fresh run's
+initial state), and one during the first step's compilation is acted on after
+that step. Outside `train_and_evaluate` the signals have their default effect;
+a checkpoint write is never left half-visible (see lgae.checkpointing).
 """
 
 import signal

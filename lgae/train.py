@@ -159,8 +159,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return state
 
   if stop.requested:
-    logging.warning('Received %s before training started; nothing new to save. Re-run the same '
-                    'command to resume.', stop.signal_name)
+    # A signal during data checks, classifier training or restore: keep the
+    # promise "a checkpoint at the current step". A fresh run has none yet, so
+    # its initial state is written (resuming from it equals starting afresh).
+    if checkpointer.latest_step() != start_step:
+      checkpointer.save(start_step, state, config)
+    logging.warning('Received %s before training started: saved a checkpoint at step %d in %s; '
+                    're-run the same command to resume.', stop.signal_name, start_step,
+                    checkpointer.directory)
     checkpointer.close()
     return state
 
