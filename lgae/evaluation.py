@@ -200,10 +200,12 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
   scores = {'frechet_distance': metrics.frechet_distance(real_features, np.concatenate(features))}
   if cluster_to_label is not None and layout.categorical:
     categories = np.arange(num) % layout.categorical[0]
-    # A category Q never predicts on real data has no label: its images count as wrong.
-    expected = np.array([cluster_to_label.get(int(k), -1) for k in categories])
-    scores['generated_label_accuracy'] = float(
-        100.0 * np.mean(np.concatenate(predicted) == expected))
+    # A category Q never predicts on real data has no label: its images get a
+    # label the classifier never outputs (its number of classes), so they count as wrong.
+    unmatched = int(logits.shape[-1])
+    expected = np.array([cluster_to_label.get(int(k), unmatched) for k in categories])
+    scores['generated_label_accuracy'] = metrics.label_accuracy(
+        expected, np.concatenate(predicted))['accuracy']
   return scores
 
 
