@@ -1,0 +1,79 @@
+"""How evaluation turns a state into clusters, and that eval images keep their labels."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mnist
+from lgae import evaluation, input_pipeline, parallel
+from lgae import state as state_lib
+from tests import fake_mnist
+
+NUM_TRAIN, NUM_TEST = 64, 40
+
+
+@pytest.fixture(scope='module')
+def config(tmp_path_factory):
+  data_dir = fake_mnist.prepare(str(tmp_path_factory.mktemp('fake_mnist')), NUM_TRAIN, NUM_TEST)
+  config = mnist.get_config('smoke')
+  with config.unlocked():
+    config.dataset.data_dir = data_dir
+    config.eval_batch_size = 16   # 40 test images: three batches, the last one padded.
+    config.eval_latent_diagnostics = False
+  return config
+
+
+def _written_test_split():
+  """The test images and labels fake_mnist wrote (same generator, same draw order)."""
+  rng = np.random.default_rng(0)
+  rng.integers(0, 256, (NUM_TRAIN, 28, 28), dtype=np.uint8)
+  rng.integers(0, 10, NUM_TRAIN, dtype=np.uint8)
+  return (rng.integers(0, 256, (NUM_TEST, 28, 28), dtype=np.uint8),
+          rng.integers(0, 10, NUM_TEST, dtype=np.uint8))
+
+
+def test_eval_split_pairs_each_image_with_its_label(config):
+  images, labels = [], []
+  for batch in input_pipeline.eval_iterator(config):
+    keep = batch['mask'] > 0
+    images.append(batch['image'][keep])
+    labels.append(batch['label'][keep])
+  images, labels = np.concatenate(images), np.concatenate(labels)
+  written_images, written_labels = _written_test_split()
+  # tfds stores examples in its own (hashed) order: match each evaluated image
+  # to the written one, then compare labels. 28x28 digits are zero-padded
+  # (2 px each side) to 32x32 and scaled to [-1, 1].
+  recovered = np.round((images[:, 2:30, 2:30, 0] + 1.0) * 127.5).astype(np.uint8)
+  label_of = {img.tobytes(): int(lab) for img, lab in zip(written_images, written_labels)}
+  assert len(label_of) == NUM_TEST and len(recovered) == NUM_TEST
+  assert [label_of[img.tobytes()] for img in recovered] == labels.tolist()
+
+
+def _with_cat_head(state, kernel, bias):
+  params = jax.tree.map(lambda x: x, state.disc.params)
+  params['q_cat0'] = {'kernel': kernel, 'bias': bias}
+  return state.replace(disc=state.disc.replace(params=params))
+
+
+def test_clusters_are_the_argmax_of_q_first_cat_head_on_enc_x(config):
+  mesh = parallel.make_mesh()
+  state = state_lib.create_state(config, mesh)
+  q = state.disc.params['q_cat0']
+  # A head that ignores its input and prefers category 3: every image is cluster 3.
+  state3 = _with_cat_head(state, jnp.zeros_like(q['kernel']), 5.0 * jax.nn.one_hot(3, 10))
+  out = evaluation.collect(state3, config, mesh)
+  np.testing.assert_array_equal(out['clusters'][:, 0], np.full(NUM_TEST, 3))
+  scores = evaluation.evaluate(state3, config, mesh)
+  _, labels = _written_test_split()
+  assert scores['num_clusters_used'] == 1
+  # One cluster matched to the most frequent label: everything else is an error.
+  expected = 100.0 * (1 - np.bincount(labels).max() / NUM_TEST)
+  assert scores['test_error_hungarian'] == pytest.approx(expected)
+
+  # The cluster follows Enc(x): a head reading the trunk's features gives
+  # exactly the argmax of the logits computed by hand from Enc(x).
+  out = evaluation.collect(state, config, mesh)
+  z = jnp.asarray(out['z'])
+  logits = state.disc.apply_fn({'params': state.disc.params}, z)['cat_logits'][0]
+  np.testing.assert_array_equal(out['clusters'][:, 0], np.argmax(np.asarray(logits), axis=-1))
