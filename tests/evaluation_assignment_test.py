@@ -77,3 +77,27 @@ def test_clusters_are_the_argmax_of_q_first_cat_head_on_enc_x(config):
   z = jnp.asarray(out['z'])
   logits = state.disc.apply_fn({'params': state.disc.params}, z)['cat_logits'][0]
   np.testing.assert_array_equal(out['clusters'][:, 0], np.argmax(np.asarray(logits), axis=-1))
+
+
+def test_recon_mse_equals_an_independent_numpy_computation(config):
+  mesh = parallel.make_mesh()
+  state = state_lib.create_state(config, mesh)
+  scores = evaluation.evaluate(state, config, mesh)
+  errors = []
+  for batch in input_pipeline.eval_iterator(config):
+    keep = batch['mask'] > 0
+    recon = np.asarray(jax.device_get(evaluation.reconstruct(state, jnp.asarray(batch['image']))))
+    errors.append(np.square(batch['image'][keep].astype(np.float64) - recon[keep]))
+  assert scores['recon_mse'] == pytest.approx(float(np.concatenate(errors).mean()), rel=1e-5)
+
+
+def test_nmi_hand_computed():
+  from lgae import metrics  # pylint: disable=g-import-not-at-top
+  # labels 0 0 1 1, clusters 0 0 0 1: H(Y) = ln 2, H(C) = H(3/4, 1/4),
+  # I = H(Y) - 3/4 H(2/3, 1/3); NMI = I / mean(H(Y), H(C)).
+  h = lambda *p: -sum(x * np.log(x) for x in p)
+  mutual = h(0.5, 0.5) - 0.75 * h(2 / 3, 1 / 3)
+  expected = mutual / ((h(0.5, 0.5) + h(0.75, 0.25)) / 2)
+  scores = metrics.clustering_scores(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]))
+  assert scores['nmi'] == pytest.approx(expected, rel=1e-9)
+  assert expected == pytest.approx(0.3437, abs=1e-3)
