@@ -44,3 +44,24 @@ def test_sigterm_before_the_first_step_checkpoints_and_resumes_exactly(tmp_path,
   resumed = train.train_and_evaluate(config, workdir)
   for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_second_signal_kills_at_once():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = '''
+import os, signal, time
+from lgae import interrupts
+with interrupts.StopOnSignal() as stop:
+  os.kill(os.getpid(), signal.SIGTERM)
+  time.sleep(0.2)
+  print('first:', stop.requested, flush=True)
+  os.kill(os.getpid(), signal.SIGTERM)
+  time.sleep(5)
+  print('still alive', flush=True)
+'''
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert 'first: True' in result.stdout
+  assert 'still alive' not in result.stdout
+  assert result.returncode == -signal.SIGTERM
