@@ -107,6 +107,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.optimizer.learning_rate = 2e-4
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.9
+  # D/Q's own Adam, beyond the paper (which shares one): > 0 / >= 0 overrides
+  # learning_rate / b1 for the discriminator/Q network only; the defaults keep
+  # the shared optimiser.
+  config.optimizer.disc_learning_rate = 0.0
+  config.optimizer.disc_b1 = -1.0
 
   config.batch_size = 128           # global batch, split over all devices.
   config.num_epochs = 10

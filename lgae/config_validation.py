@@ -218,6 +218,10 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
   need(o.learning_rate > 0, f'config.optimizer.learning_rate={o.learning_rate} must be > 0.')
   for name in ('b1', 'b2'):
     need(0.0 <= o[name] < 1.0, f'config.optimizer.{name}={o[name]} must be in [0, 1).')
+  need(o.disc_learning_rate >= 0, f'config.optimizer.disc_learning_rate={o.disc_learning_rate} '
+       'must be >= 0 (0: use optimizer.learning_rate).')
+  need(o.disc_b1 < 1.0, f'config.optimizer.disc_b1={o.disc_b1} must be < 1 (< 0: use '
+       'optimizer.b1).')
 
   if num_devices:
     for name in ('batch_size', 'eval_batch_size'):

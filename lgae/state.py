@@ -44,10 +44,23 @@ class LatentGANState(flax.struct.PyTreeNode):
   disc: train_state.TrainState
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam(lr, b1, b2): the paper uses the same optimiser for all three networks."""
+def make_optimizer(config: ml_collections.ConfigDict,
+                   network: str = 'shared') -> optax.GradientTransformation:
+  """Adam(lr, b1, b2) for one network: 'autoencoder', 'generator' or 'discriminator'.
+
+  The paper uses the same optimiser for all three; `optimizer.disc_learning_rate`
+  and `optimizer.disc_b1` (when > 0 / >= 0) give D/Q its own, for the
+  neighbour-consistency term that trains Q's head (README, research log).
+  """
   o = config.optimizer
-  return optax.adam(o.learning_rate, b1=o.b1, b2=o.b2)
+  learning_rate, b1 = o.learning_rate, o.b1
+  if network == 'discriminator':
+    # .get: configs saved before these fields existed restore unchanged.
+    if o.get('disc_learning_rate', 0.0) > 0:
+      learning_rate = o.disc_learning_rate
+    if o.get('disc_b1', -1.0) >= 0:
+      b1 = o.disc_b1
+  return optax.adam(learning_rate, b1=b1, b2=o.b2)
 
 
 def init_state(key: jax.Array, config: ml_collections.ConfigDict,
@@ -70,7 +83,8 @@ def init_state(key: jax.Array, config: ml_collections.ConfigDict,
       gen=train_state.TrainState.create(apply_fn=generator.apply, params=gen_vars['params'],
                                         tx=tx),
       disc=train_state.TrainState.create(apply_fn=discriminator.apply,
-                                         params=disc_vars['params'], tx=tx),
+                                         params=disc_vars['params'],
+                                         tx=make_optimizer(config, 'discriminator')),
   )
 
 

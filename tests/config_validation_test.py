@@ -151,6 +151,10 @@ BAD_CONFIGS = [
      r'config\.optimizer\.learning_rate=-0\.0001 must be > 0'),
     ('b1_is_1', lambda c: _set(c, 'optimizer.b1', 1.0), None,
      r'config\.optimizer\.b1=1\.0 must be in \[0, 1\)'),
+    ('negative_disc_learning_rate', lambda c: _set(c, 'optimizer.disc_learning_rate', -1e-3), None,
+     r'config\.optimizer\.disc_learning_rate=-0\.001 must be >= 0'),
+    ('disc_b1_is_1', lambda c: _set(c, 'optimizer.disc_b1', 1.0), None,
+     r'config\.optimizer\.disc_b1=1\.0 must be < 1'),
     ('unknown_model', lambda c: _set(c, 'model_name', 'infogan'), None,
      r"config\.model_name='infogan': only 'latentgan_ae' exists"),
     # Dataset.
