@@ -44,7 +44,8 @@ CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
                           'generated_label_accuracy', 'latent_frechet_distance',
                           'latent_precision', 'latent_recall', 'latent_kmeans_error',
-                          'latent_gmm_error', 'latent_neighbour_agreement')
+                          'latent_gmm_error', 'latent_neighbour_agreement',
+                          'cluster_neighbour_agreement')
 # Points per set for the latent k-NN precision/recall (cost grows as its square).
 _PRECISION_RECALL_POINTS = 5000
 
@@ -269,6 +270,12 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   outputs = collect(state, config, mesh, split=split, classifier=classifier)
   scores = {'recon_mse': float(np.mean(outputs['sq_err']))}
   mapping = None
+  if outputs['clusters'].shape[1] and len(outputs['z']) > 1:
+    # Label-free, so it can compare runs or restarts without labels: how often
+    # a test latent's 10 nearest test latents fall in its Q cluster (README,
+    # "Reproducing Table 1", for how it tracks the test error across seeds).
+    scores['cluster_neighbour_agreement'] = metrics.neighbour_label_agreement(
+        outputs['z'], outputs['clusters'][:, 0], k=min(10, len(outputs['z']) - 1))
   if has_class_labels(config) and outputs['clusters'].shape[1]:
     num_clusters = int(config.codes.categorical[0])
     clusters = outputs['clusters'][:, 0]

@@ -101,3 +101,24 @@ def test_nmi_hand_computed():
   scores = metrics.clustering_scores(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]))
   assert scores['nmi'] == pytest.approx(expected, rel=1e-9)
   assert expected == pytest.approx(0.3437, abs=1e-3)
+
+
+def test_cluster_neighbour_agreement_is_label_free_and_matches_brute_force(config):
+  mesh = parallel.make_mesh()
+  state = state_lib.create_state(config, mesh)
+  q = state.disc.params['q_cat0']
+  # One cluster for every image: every neighbour agrees, whatever the labels.
+  state3 = _with_cat_head(state, jnp.zeros_like(q['kernel']), 5.0 * jax.nn.one_hot(3, 10))
+  assert evaluation.evaluate(state3, config, mesh)['cluster_neighbour_agreement'] == 1.0
+
+  # A head that reads Enc(x): the score is the fraction of each test latent's
+  # 10 nearest other test latents (brute force here) in its own cluster.
+  out = evaluation.collect(state, config, mesh)
+  z, clusters = out['z'].astype(np.float64), out['clusters'][:, 0]
+  d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+  np.fill_diagonal(d, np.inf)
+  nearest = np.argsort(d, axis=1)[:, :10]
+  expected = float(np.mean(clusters[nearest] == clusters[:, None]))
+  assert len(np.unique(clusters)) > 1   # otherwise the check above is the only one.
+  score = evaluation.evaluate(state, config, mesh)['cluster_neighbour_agreement']
+  assert score == pytest.approx(expected)
