@@ -7,6 +7,11 @@ checkpoint write) is acted on after the next step, never without a checkpoint.
 A second signal of the same kind falls through to the previous handler (a hard
 stop: the default for SIGTERM, KeyboardInterrupt for SIGINT), in case the first
 one is not being honoured; Orbax's atomic writes keep the workdir resumable.
+Python runs signal handlers between bytecodes of the main thread, so two
+signals that both arrive inside one long call into C (an XLA compilation, a
+blocking wait) count as one: the second kills at once only if it comes after
+the main thread has seen the first (in the training loop: after the step in
+progress).
 
 `train.train_and_evaluate` installs the handlers on its first line: a signal
 before the first step (data checks, classifier training, restore) ends the run

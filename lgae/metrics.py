@@ -349,45 +349,8 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 
 # -----------------------------------------------------------------------------
-# Reconstruction and classification.
+# Classification.
 # -----------------------------------------------------------------------------
-
-
-def reconstruction_mse(
-    images: np.ndarray,
-    reconstructions: np.ndarray,
-    mask: np.ndarray | None = None,
-) -> float:
-  """Mean squared error per pixel (and channel) over valid examples.
-
-  Args:
-    images: [N, ...] original images (e.g. [N, H, W, C] in [-1, 1]).
-    reconstructions: array with the same shape as `images`.
-    mask: optional [N] 0/1 array; 0 marks padding examples that the eval
-      pipeline appended to fill the last batch. They must not count, or the
-      metric would depend on the eval batch size.
-
-  Returns:
-    The mean of (images - reconstructions)^2 over all pixels of valid examples.
-
-  Raises:
-    ValueError: on shape mismatches, empty input, rank < 2 or an all-zero mask.
-  """
-  images = np.asarray(images, dtype=np.float64)
-  reconstructions = np.asarray(reconstructions, dtype=np.float64)
-  if images.ndim < 2:
-    raise ValueError(
-        f'images must have a leading example axis plus at least one pixel '
-        f'axis, got shape {images.shape}.')
-  if images.shape != reconstructions.shape:
-    raise ValueError(
-        f'images and reconstructions must have the same shape, got '
-        f'{images.shape} and {reconstructions.shape}.')
-  if images.size == 0:
-    raise ValueError('images must not be empty.')
-  valid = _as_mask(mask, images.shape[0])
-  squared_error = np.square(images[valid] - reconstructions[valid])
-  return float(squared_error.mean())
 
 
 def label_accuracy(

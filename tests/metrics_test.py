@@ -245,47 +245,8 @@ def test_frechet_distance_from_moments_rejects_bad_shapes():
 
 
 # -----------------------------------------------------------------------------
-# Reconstruction and accuracy.
+# Accuracy.
 # -----------------------------------------------------------------------------
-
-
-def test_reconstruction_mse_value():
-  images = np.zeros((2, 2, 2, 1))
-  reconstructions = np.full((2, 2, 2, 1), 0.5)
-  reconstructions[1] = 1.0
-  # Example 0: 0.25 per pixel; example 1: 1.0 per pixel -> mean 0.625.
-  assert metrics.reconstruction_mse(images, reconstructions) == pytest.approx(
-      0.625)
-
-
-def test_reconstruction_mse_mask_ignores_padding():
-  rng = np.random.default_rng(0)
-  images = rng.uniform(-1, 1, size=(4, 3, 3, 1)).astype(np.float32)
-  reconstructions = images + 0.1
-  # Padded rows hold garbage that would dominate the mean if counted.
-  reconstructions[2:] = 100.0
-  mask = np.array([1, 1, 0, 0])
-  assert metrics.reconstruction_mse(
-      images, reconstructions, mask=mask) == pytest.approx(0.01, rel=1e-5)
-  assert metrics.reconstruction_mse(
-      images[:2], reconstructions[:2]) == pytest.approx(0.01, rel=1e-5)
-
-
-@pytest.mark.parametrize(
-    'images_shape, recon_shape, mask, match',
-    [
-        ((2, 4), (2, 5), None, 'same shape'),
-        ((3,), (3,), None, 'leading example axis'),
-        ((0, 4), (0, 4), None, 'empty'),
-        ((2, 4), (2, 4), np.array([1, 1, 1]), 'mask must have shape'),
-        ((2, 4), (2, 4), np.array([0, 0]), 'no examples'),
-        ((2, 4), (2, 4), np.array([0.5, 1.0]), '0/1'),
-    ])
-def test_reconstruction_mse_rejects_bad_input(images_shape, recon_shape, mask,
-                                              match):
-  with pytest.raises(ValueError, match=match):
-    metrics.reconstruction_mse(
-        np.zeros(images_shape), np.zeros(recon_shape), mask=mask)
 
 
 def test_label_accuracy():

@@ -144,19 +144,6 @@ def test_cli_prepare_resolves_tfds_data_dir(fake_mnist, tmp_path, monkeypatch):
     prepare_data.prepare('mnist', str(tmp_path / 'nope'), str(tmp_path))
 
 
-@pytest.fixture(scope='session')
-def real_mnist_dir(tmp_path_factory):
-  workshop = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                          'shared', 'data', 'mnist')
-  source = os.environ.get('LGAE_REAL_MNIST_DIR') or (workshop if os.path.isdir(workshop) else '')
-  if not source:
-    pytest.skip('no real MNIST files: set LGAE_REAL_MNIST_DIR to a directory holding the four '
-                'MNIST .gz files to run this test')
-  data_dir = tmp_path_factory.mktemp('real_mnist')
-  mnist_local.prepare(source, str(data_dir))  # With the real sha256.
-  return str(data_dir)
-
-
 def test_real_mnist(real_mnist_dir):
   # The published label counts of MNIST's train and test splits.
   expected = {
