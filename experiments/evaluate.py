@@ -47,8 +47,17 @@ def write_json_atomically(path: str, payload: dict) -> None:
     raise
 
 
+def eval_file(step: int | None) -> str:
+  """`eval.json` for the latest checkpoint, `eval_step<N>.json` for `--step=N`.
+
+  So that scoring an earlier checkpoint (e.g. to compare restarts at the same
+  step) never replaces the run's final scores.
+  """
+  return EVAL_FILE if step is None else f'eval_step{step}.json'
+
+
 def run(workdir: str, step: int | None = None) -> dict:
-  """Restores, evaluates and writes `<workdir>/eval.json`; returns the scores."""
+  """Restores, evaluates and writes `<workdir>/<eval_file(step)>`; returns the scores."""
   state, config, mesh = evaluation.load_checkpoint(workdir, step)
   # eval.json always carries the latent diagnostics, whatever the run logged
   # during training (they may have been switched off there to save time).
@@ -57,7 +66,7 @@ def run(workdir: str, step: int | None = None) -> dict:
   classifier = classifier_lib.get_or_train_classifier(config)
   scores = evaluation.json_ready(
       evaluation.evaluate_checkpoint_metrics(state, config, mesh, classifier=classifier))
-  write_json_atomically(os.path.join(workdir, EVAL_FILE), scores)
+  write_json_atomically(os.path.join(workdir, eval_file(step)), scores)
   return scores
 
 
@@ -70,7 +79,7 @@ def main(argv):
   except _USER_ERRORS as e:
     print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
     sys.exit(1)
-  logging.info('Wrote %s', os.path.join(_WORKDIR.value, EVAL_FILE))
+  logging.info('Wrote %s', os.path.join(_WORKDIR.value, eval_file(_STEP.value)))
   print(json.dumps(scores, indent=2))
 
 

@@ -132,3 +132,17 @@ def test_unusable_workdirs_fail_cleanly(setup):
   for directory, snapshot in before.items():
     assert _snapshot(directory) == snapshot, directory
   assert not out.exists()
+
+
+def test_evaluating_a_given_step_writes_its_own_file(setup, monkeypatch):
+  from experiments import evaluate as evaluate_cli  # pylint: disable=g-import-not-at-top
+  root, env, workdir = setup
+  monkeypatch.setenv('TFDS_DATA_DIR', env['TFDS_DATA_DIR'])
+  final = workdir / 'eval.json'
+  before = final.read_bytes() if final.exists() else None
+  scores = evaluate_cli.run(str(workdir), STEP)
+  with open(workdir / f'eval_step{STEP}.json') as f:
+    assert json.load(f) == json.loads(json.dumps(scores))
+  # The run's final scores (if any) are untouched.
+  assert (final.read_bytes() if final.exists() else None) == before
+  del root
