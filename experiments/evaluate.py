@@ -19,7 +19,7 @@ import tempfile
 
 from absl import app, flags, logging
 
-from lgae import checkpointing, evaluation, input_pipeline
+from lgae import checkpointing, console, evaluation, input_pipeline
 from lgae import classifier as classifier_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
@@ -73,6 +73,7 @@ def run(workdir: str, step: int | None = None) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
   try:
     scores = run(_WORKDIR.value, _STEP.value)

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lgae import checkpointing, config_validation, input_pipeline, train
+from lgae import checkpointing, config_validation, console, input_pipeline, train, workdir
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',
@@ -26,25 +26,45 @@ flags.mark_flags_as_required(['config'])
 
 # Errors a user can fix from the message alone: print it, no traceback.
 _USER_ERRORS = (config_validation.ConfigError, input_pipeline.DataNotFoundError,
-                checkpointing.CheckpointError, train.NonFiniteLossError)
+                checkpointing.CheckpointError, train.NonFiniteLossError, workdir.WorkdirError)
+
+
+def _error(message: str) -> None:
+  print(f'error: {" ".join(str(message).split())}', file=sys.stderr, flush=True)
+  sys.exit(1)
+
+
+def _load_config():
+  """The --config file's ConfigDict, or one error line if it cannot be loaded."""
+  try:
+    config = _CONFIG.value
+    config.keys()   # A config that failed to load raises only when first used.
+    return config
+  except (OSError, SyntaxError, AttributeError, ValueError) as e:
+    # config_flags defers the failure to here; its text holds the real cause.
+    cause = str(e).strip().splitlines()[-1].strip()
+    _error(f'cannot load --config={flags.FLAGS["config"].serialize().split("=", 1)[-1]}: {cause}. '
+           'Give a config file such as configs/mnist.py (a variant: configs/mnist.py:best).')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
-  if not workdir:
-    workdir = train.default_workdir(config)
-    print(f'No --workdir given; using {workdir}', flush=True)
-  logging.info('Config:\n%s', config)
+  console.quiet_unless_verbosity_given()
+  config = _load_config()
+  run_dir = _WORKDIR.value
+  if not run_dir:
+    run_dir = train.default_workdir(config)
+    logging.info('No --workdir given; using %s', run_dir)
+  # The full config is saved beside every checkpoint; on the console only when asked.
+  logging.debug('Config:\n%s', config)
   # Orbax's event loop closes before some callbacks after a failed restore;
   # keep the one-line error below readable.
   checkpointing.silence_closed_event_loop_callbacks()
   try:
-    train.train_and_evaluate(config, workdir)
+    train.train_and_evaluate(config, run_dir)
   except _USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
+    print(f'error: {e}', file=sys.stderr, flush=True)   # may list several fields, a line each.
     sys.exit(1)
 
 

@@ -15,7 +15,7 @@ import sys
 import jax
 from absl import app, flags
 
-from lgae import checkpointing, evaluation, input_pipeline, traversal
+from lgae import checkpointing, console, evaluation, input_pipeline, traversal
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
 _OUT = flags.DEFINE_string('out', None, 'Directory for the PNGs (created if missing).')
@@ -35,6 +35,7 @@ def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> l
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
   try:
     paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)

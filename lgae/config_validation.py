@@ -312,6 +312,12 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
     return flag_values(list(argv))
   except flags.Error as e:
     _usage_error(str(e))
+  except (SyntaxError, ImportError, NameError, TypeError) as e:
+    # A config file that exists but does not run (config_flags executes it
+    # while parsing): name the file and line, not the loader's traceback.
+    where = f' ({e.filename}, line {e.lineno})' if isinstance(e, SyntaxError) else ''
+    _usage_error(f'the --config file cannot be loaded{where}: {type(e).__name__}: '
+                 f'{e.msg if isinstance(e, SyntaxError) else e}')
   except (AttributeError, KeyError) as e:
     message = _unknown_override_message(argv, e)
     if message is None:  # Not an override we can point at: a real bug, keep the traceback.

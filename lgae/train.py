@@ -27,6 +27,7 @@ from lgae import (
   metric_writers,
   parallel,
 )
+from lgae import workdir as workdir_lib
 from lgae import classifier as classifier_lib
 from lgae import models as models_lib
 from lgae import state as state_lib
@@ -140,9 +141,28 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   config_validation.validate(config, num_devices=mesh.devices.size)
   input_pipeline.configure_tensorflow()
   input_pipeline.check_available(config)
-  os.makedirs(workdir, exist_ok=True)
-  logging.info('workdir: %s | devices: %s', os.path.abspath(workdir), mesh.devices.size)
+  # Every refusal comes before anything is written to the workdir.
+  workdir_lib.check_usable(workdir)
+  _check_existing_checkpoints(workdir, config)
+  with workdir_lib.hold(workdir):
+    return _train(config, workdir, stop, mesh)
 
+
+def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Raises CheckpointError, reading only, if the workdir holds another config's run."""
+  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+    return
+  reader = checkpointing.Checkpointer(workdir, read_only=True)
+  try:
+    if reader.latest_step() is not None:
+      checkpointing.check_resumable(reader.restore_config(), config)
+  finally:
+    reader.close()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.StopOnSignal,
+           mesh: jax.sharding.Mesh) -> state_lib.LatentGANState:
+  """The run itself, once the config, the data and the workdir have been checked."""
   # Feature extractor for the generation metrics: trained once per data dir
   # and cached; None where the dataset has no classifier recipe.
   classifier = (classifier_lib.get_or_train_classifier(config)
@@ -152,6 +172,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
   state = restore_or_create_state(config, mesh, checkpointer, models)
   start_step = int(state.step)
+  logging.info('lgae: %s on %d device(s), %d process(es) | steps %d -> %d (%s) | workdir %s',
+               config.dataset.name, mesh.devices.size, jax.process_count(), start_step,
+               total_steps, 'resumed' if checkpointer.latest_step() is not None else 'fresh',
+               os.path.abspath(workdir))
   if start_step >= total_steps:
     logging.info('Nothing to do: the workdir is at step %d >= num_train_steps %d.',
                  start_step, total_steps)
@@ -191,6 +215,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if not bool(_all_finite(state)):
       raise NonFiniteLossError(f'The state became non-finite by step {step}; not checkpointed.')
     checkpointer.save(step, state, config)
+    logging.info('checkpoint at step %d: %s', step, os.path.join(checkpointer.directory, str(step)))
 
   try:
     step = start_step
@@ -251,4 +276,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   finally:
     checkpointer.close()
     writer.close()
+  if not stop.requested:
+    logging.info('done at step %d: checkpoints in %s, metrics in %s', int(state.step),
+                 checkpointer.directory, writer.path)
   return state

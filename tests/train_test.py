@@ -112,5 +112,5 @@ def test_cli_without_workdir_prints_default(tmp_path, real_mnist_data_dir):
       cwd=tmp_path, env=dict(env, PYTHONPATH=str(REPO)), capture_output=True, text=True,
       timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
-  assert 'No --workdir given; using lgae_runs/mnist_seed3_' in run.stdout
+  assert 'No --workdir given; using lgae_runs/mnist_seed3_' in run.stderr
   assert len(list((tmp_path / 'lgae_runs').iterdir())) == 1

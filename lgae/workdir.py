@@ -1,0 +1,89 @@
+"""The run directory: checks before a run touches it, and one run at a time.
+
+`check_usable(workdir)` refuses a path that cannot be a run directory before
+anything is written.
+
+Two runs writing one workdir would interleave checkpoints and metrics (and
+Orbax makes the second wait minutes before failing). `hold(workdir)` takes an
+exclusive `flock` on `<workdir>/.lgae.lock` for the run's lifetime and writes
+who holds it there. The kernel releases the lock when the holder exits, however
+it exits (kill -9 included), so a stale hold never blocks the next run: the
+lock file may remain, but it is only a name tag. A second run is refused at
+once, naming the holder.
+
+flock is per host: on a filesystem shared between hosts (NFS), two hosts may
+not see each other's locks; there the scheduler must not start two runs on one
+workdir.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from typing import Iterator
+
+LOCK_FILE = '.lgae.lock'
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be used; the message says what to do."""
+
+
+class WorkdirInUseError(WorkdirError):
+  """Another live run holds the workdir."""
+
+
+def check_usable(workdir: str) -> None:
+  """Raises WorkdirError if `workdir` exists but is not a directory we can write."""
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise WorkdirError(f'--workdir {path} is an existing file, not a directory: choose a '
+                       'directory (it is created if missing).')
+  parent = path
+  while not os.path.exists(parent):   # The nearest existing ancestor must be a writable dir.
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise WorkdirError(f'--workdir {path}: {parent} is a file, so the directory cannot be '
+                       'created; choose another path.')
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise WorkdirError(f'--workdir {path}: {parent} is not writable by this user; choose '
+                       'another path.')
+
+
+def _holder_description(text: str) -> str:
+  try:
+    holder = json.loads(text)
+    return (f'pid {holder["pid"]} on {holder["host"]}, started {holder["started"]}: '
+            f'{holder["command"]}')
+  except (ValueError, KeyError, TypeError):
+    return 'a run that did not say who it is'
+
+
+@contextlib.contextmanager
+def hold(workdir: str) -> Iterator[None]:
+  """Holds `workdir` for this process; raises WorkdirInUseError if another run does.
+
+  Creates `workdir` if needed.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = _holder_description(os.pread(fd, 65536, 0).decode(errors='replace'))
+      raise WorkdirInUseError(
+          f'{os.path.abspath(workdir)} is in use by another run ({holder}). Wait for it to '
+          'finish, stop it (SIGTERM checkpoints and exits), or use another --workdir.') from None
+    # Ours now (any earlier holder has exited): say who we are.
+    me = {'pid': os.getpid(), 'host': socket.gethostname(),
+          'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'command': ' '.join(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(me) + '\n').encode(), 0)
+    yield
+  finally:
+    os.close(fd)   # Releases the flock.
