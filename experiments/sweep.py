@@ -16,6 +16,18 @@ the sweep's own apply to every setting; a setting's overrides come after them.
 (every run's eval.json, command and wall time) and `<root>/results.md`
 (mean ± std per setting, then per-run rows). Runs go one at a time unless
 --parallel says otherwise: each run already uses every core through XLA.
+
+Restarts with a label-free choice: give each restart its own setting and add
+`--select_by=cluster_neighbour_agreement`; the tables gain a setting 'selected',
+per seed the candidate with the highest score. E.g. a second latent-GAN draw on
+each seed's own autoencoder:
+
+  python -m experiments.sweep --config=configs/mnist.py:best --root=/tmp/r \
+      --setting='draw1:' \
+      --setting='draw2:--config.seed=1{seed} --config.two_stage.autoencoder_workdir=/tmp/r/draw1/seed{seed}' \
+      --select_by=cluster_neighbour_agreement
+
+(with the default --parallel=1, every seed's draw1 finishes before draw2 starts).
 """
 
 import concurrent.futures
@@ -36,12 +48,18 @@ _ROOT = flags.DEFINE_string('root', None, 'Directory holding one workdir per set
 _SETTINGS = flags.DEFINE_multi_string(
     'setting', [], "'NAME:--config.a=1 --config.b=2' (overrides may be empty); repeatable.")
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
+_SELECT_BY = flags.DEFINE_enum(
+    'select_by', None, list(reporting.LABEL_FREE_SELECTION_KEYS),
+    'Label-free score: for each seed, also report the run of --select_among with the highest '
+    "value, as a setting named 'selected'.")
+_SELECT_AMONG = flags.DEFINE_list(
+    'select_among', [], 'Settings whose runs are candidates for --select_by (default: all).')
 flags.mark_flags_as_required(['config', 'root'])
 
 KEYS = ('test_error_hungarian', 'test_error_majority', 'nmi', 'ari', 'num_clusters_used',
         'recon_mse', 'frechet_distance', 'generated_label_accuracy', 'latent_frechet_distance',
         'latent_precision', 'latent_recall', 'latent_kmeans_error', 'latent_gmm_error',
-        'train_wall_minutes')
+        'cluster_neighbour_agreement', 'train_wall_minutes')
 
 
 def parse_setting(text: str) -> tuple[str, list[str]]:
@@ -104,13 +122,21 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {unknown}')
   settings = [parse_setting(s) for s in _SETTINGS.value] or [('default', [])]
   names = [n for n, _ in settings]
-  if len(set(names)) != len(names):
-    raise app.UsageError(f'Setting names must be unique, got {names}.')
+  if len(set(names)) != len(names) or 'selected' in names:
+    raise app.UsageError(f"Setting names must be unique and not 'selected', got {names}.")
+  among = _SELECT_AMONG.value or names
+  if _SELECT_AMONG.value and not _SELECT_BY.value:
+    raise app.UsageError('--select_among needs --select_by.')
+  if set(among) - set(names):
+    raise app.UsageError(f'--select_among names unknown settings {sorted(set(among) - set(names))}.')
   os.makedirs(_ROOT.value, exist_ok=True)
   jobs = [(name, seed, common + overrides) for name, overrides in settings for seed in _SEEDS.value]
   with concurrent.futures.ThreadPoolExecutor(max_workers=_PARALLEL.value) as pool:
     results = list(pool.map(lambda job: _run(*job), jobs))
   by_setting = {name: [r for r in results if r['setting'] == name] for name in names}
+  if _SELECT_BY.value:
+    # Restarts become one result per seed, chosen without labels (README "Seed robustness").
+    by_setting['selected'] = reporting.select_per_seed(by_setting, _SELECT_BY.value, among)
   summary = {'config': _CONFIG.value, 'common_overrides': common,
              'settings': {name: overrides for name, overrides in settings},
              'aggregate': {name: reporting.aggregate(runs, KEYS) for name, runs in by_setting.items()},
@@ -124,6 +150,10 @@ def main(argv):
     for name, overrides in settings:
       f.write(f'## {name}: {shlex.join(overrides)}\n\n'
               f'{reporting.markdown_table(by_setting[name], KEYS)}\n\n')
+    if _SELECT_BY.value:
+      labelled = [{**r, 'seed': f"{r['seed']} ({r['selected_from']})"} for r in by_setting['selected']]
+      f.write(f'## selected: per seed, the run of {among} with the highest {_SELECT_BY.value}\n\n'
+              f"{reporting.markdown_table(labelled, KEYS)}\n\n")
   print(table)
 
 

@@ -71,3 +71,49 @@ def settings_table(runs_by_setting: dict[str, Sequence[dict]], keys: Sequence[st
               f"{stats[k]['mean']:.{digits}f} ± {stats[k]['std']:.{digits}f}") for k in keys]
     lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
+
+
+# Scores computed without the labels, so choosing among runs by them is model selection a user
+# without labels can do (README "Seed robustness"); higher is better for each.
+LABEL_FREE_SELECTION_KEYS = ('cluster_neighbour_agreement',)
+
+
+def select_per_seed(runs_by_setting: dict[str, Sequence[dict]], score_key: str,
+                    among: Sequence[str]) -> list[dict]:
+  """For each seed, the run of `among`'s settings with the highest label-free `score_key`.
+
+  Restarts (e.g. several latent-GAN draws on one seed's autoencoder, one setting per draw)
+  are turned into one result per seed, chosen without looking at the labels.
+
+  Args:
+    runs_by_setting: setting name -> its runs (dicts with 'seed' and the eval keys).
+    score_key: one of LABEL_FREE_SELECTION_KEYS.
+    among: the settings that are candidates for every seed.
+
+  Returns:
+    One run per seed present in every candidate setting, in seed order: a copy of the chosen
+    run with 'selected_from' (its setting) added. Seeds some setting lacks are left out.
+  """
+  if score_key not in LABEL_FREE_SELECTION_KEYS:
+    raise ValueError(f'select_by={score_key!r}: choose among {LABEL_FREE_SELECTION_KEYS}; '
+                     'selecting by a score that reads the labels would report a test-set oracle.')
+  missing = [name for name in among if name not in runs_by_setting]
+  if missing or not among:
+    raise ValueError(f'select_among names unknown settings {missing} '
+                     f'(settings: {sorted(runs_by_setting)}).')
+  by_seed = {}
+  for name in among:
+    for run in runs_by_setting[name]:
+      by_seed.setdefault(run['seed'], []).append((name, run))
+  chosen = []
+  for seed in sorted(by_seed):
+    candidates = by_seed[seed]
+    if len(candidates) != len(among):
+      continue
+    if any(run.get(score_key) is None for _, run in candidates):
+      raise ValueError(f'seed {seed}: a run has no {score_key!r} in its eval.json; re-run '
+                       'experiments.evaluate on it.')
+    # max() keeps the first of equal scores: ties go to the earlier setting in `among`.
+    name, run = max(candidates, key=lambda c: c[1][score_key])
+    chosen.append({**run, 'selected_from': name})
+  return chosen

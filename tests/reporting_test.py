@@ -1,8 +1,10 @@
 """Seed aggregation: mean, sample std, skipped Nones, table rows."""
 
+import json
 import math
 
 import numpy as np
+import pytest
 
 from lgae import reporting
 
@@ -53,8 +55,76 @@ def test_sweep_parses_settings():
   assert sweep.parse_setting("nb:--config.loss.neighbour_weight=1 --config.seed=2") == (
       'nb', ['--config.loss.neighbour_weight=1', '--config.seed=2'])
   assert sweep.parse_setting('literal:') == ('literal', [])
-  import pytest  # pylint: disable=g-import-not-at-top
   from absl import app  # pylint: disable=g-import-not-at-top
   for bad in ('no-colon', ':--config.a=1', 'x:--seed=1', 'a/b:'):
     with pytest.raises(app.UsageError):
       sweep.parse_setting(bad)
+
+
+def _run(seed, score, error):
+  return {'seed': seed, 'cluster_neighbour_agreement': score, 'test_error_hungarian': error}
+
+
+def test_select_per_seed_takes_the_highest_label_free_score():
+  by_setting = {'draw1': [_run(0, 0.93, 13.5), _run(1, 0.93, 17.7), _run(2, 0.90, 30.0)],
+                'draw2': [_run(0, 0.94, 9.5), _run(1, 0.92, 18.5)]}
+  chosen = reporting.select_per_seed(by_setting, 'cluster_neighbour_agreement',
+                                     ['draw1', 'draw2'])
+  # Seed 2 has no draw2 run: left out rather than chosen from one candidate.
+  assert [(r['seed'], r['selected_from'], r['test_error_hungarian']) for r in chosen] == [
+      (0, 'draw2', 9.5), (1, 'draw1', 17.7)]
+  # Only the candidates named: draw1 alone gives draw1's runs back.
+  only = reporting.select_per_seed(by_setting, 'cluster_neighbour_agreement', ['draw1'])
+  assert [r['test_error_hungarian'] for r in only] == [13.5, 17.7, 30.0]
+
+
+def test_select_per_seed_ties_go_to_the_first_setting():
+  by_setting = {'a': [_run(0, 0.9, 1.0)], 'b': [_run(0, 0.9, 2.0)]}
+  assert reporting.select_per_seed(
+      by_setting, 'cluster_neighbour_agreement', ['b', 'a'])[0]['selected_from'] == 'b'
+
+
+@pytest.mark.parametrize('key, among, match', [
+    ('test_error_hungarian', ['a'], 'test-set oracle'),   # reads the labels
+    ('cluster_neighbour_agreement', ['zz'], 'unknown settings'),
+    ('cluster_neighbour_agreement', [], 'unknown settings'),
+])
+def test_select_per_seed_refuses_bad_requests(key, among, match):
+  with pytest.raises(ValueError, match=match):
+    reporting.select_per_seed({'a': [_run(0, 0.9, 1.0)]}, key, among)
+
+
+def test_select_per_seed_needs_the_score_in_every_candidate():
+  by_setting = {'a': [_run(0, 0.9, 1.0)], 'b': [{'seed': 0, 'test_error_hungarian': 2.0}]}
+  with pytest.raises(ValueError, match='re-run experiments.evaluate'):
+    reporting.select_per_seed(by_setting, 'cluster_neighbour_agreement', ['a', 'b'])
+
+
+def test_sweep_reports_the_selected_restarts(tmp_path, monkeypatch):
+  """The sweep CLI's --select_by adds a 'selected' setting to results.json and results.md."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  canned = {('draw1', '0'): (0.93, 13.5), ('draw1', '1'): (0.93, 17.7),
+            ('draw2', '0'): (0.94, 9.5), ('draw2', '1'): (0.92, 18.5)}
+
+  def fake_run(setting, seed, overrides):
+    del overrides
+    score, error = canned[(setting, seed)]
+    return {'setting': setting, 'seed': int(seed), 'cluster_neighbour_agreement': score,
+            'test_error_hungarian': error}
+
+  monkeypatch.setattr(sweep, '_run', fake_run)
+  argv = ['sweep', '--config=configs/mnist.py', f'--root={tmp_path}', '--seeds=0,1',
+          '--setting=draw1:', '--setting=draw2:--config.seed=1{seed}',
+          '--select_by=cluster_neighbour_agreement']
+  saved = {name: flags.FLAGS[name].value for name in ('config', 'root', 'seeds', 'setting',
+                                                      'select_by', 'select_among')}
+  try:
+    sweep.main(sweep._parse_flags(argv))
+  finally:
+    for name, value in saved.items():
+      flags.FLAGS[name].value = value
+  results = json.loads((tmp_path / 'results.json').read_text())
+  selected = results['aggregate']['selected']['test_error_hungarian']
+  assert (selected['mean'], selected['n']) == (pytest.approx((9.5 + 17.7) / 2), 2)
+  assert '| 0 (draw2) |' in (tmp_path / 'results.md').read_text()
