@@ -8,8 +8,9 @@ r"""CelebA: paper Table 4 and its hyper-parameters (lambda_disc 1, lambda_cont 1
        c4-o128-s2-r                                          fc-o1-sig, 10x(fc-o10) fc-o128
        fc-o128
 
-Data: tfds `celeb_a` (must already be prepared in the tfds data dir; it cannot
-be downloaded on an offline machine), centre-cropped 140x140 and resized to 32x32.
+Data: tfds `celeb_a` (downloaded by tfds if not prepared in the tfds data dir;
+offline, prepare it elsewhere and copy it), centre-cropped 140x140 and resized
+to 32x32.
 """
 
 from configs import common, mnist
@@ -23,6 +24,10 @@ def get_config(variant: str = 'paper'):
   config.dataset.eval_split = 'test'
   config.dataset.image_size = 32
   config.dataset.channels = 3
+  # Aligned faces are 218x178; the central 140x140 square holds the face (the
+  # crop of DCGAN/BEGAN-style CelebA pipelines), then resized.
+  config.dataset.crop = 140
+  config.dataset.resize = 'resize'
   config.dataset.shuffle_buffer = 20_000
 
   config.model.latent_dim = 128

@@ -27,6 +27,8 @@ def get_config(variant: str = 'paper'):
   config.dataset.eval_split = 'train[:2%]'   # the archive has no test split.
   config.dataset.image_size = 64
   config.dataset.channels = 1
+  config.dataset.crop = 0            # stored already cropped and at 64x64 (see above).
+  config.dataset.resize = 'resize'
   config.dataset.shuffle_buffer = 20_000
 
   config.model.latent_dim = 128

@@ -38,12 +38,22 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.two_stage.num_neighbours = 20
 
   config.dataset = ml_collections.ConfigDict()
-  config.dataset.name = ''          # a tfds name: 'mnist', 'rendered_chairs', 'celeb_a'.
+  # Any tfds dataset with a uint8 'image' feature ('mnist', 'cifar10', 'celeb_a',
+  # lgae's 'rendered_chairs', ...); a ClassLabel 'label' feature, if any, is the class.
+  config.dataset.name = ''
   config.dataset.data_dir = ''      # '' = $TFDS_DATA_DIR, else tfds' default (~/tensorflow_datasets).
+  # Not prepared in the data dir: let tfds download and prepare it (needs internet;
+  # offline, or with False, the run stops at once saying how to prepare it).
+  config.dataset.download = True
   config.dataset.train_split = 'train'
   config.dataset.eval_split = 'test'
   config.dataset.image_size = 32    # images are square, [-1, 1], NHWC.
-  config.dataset.channels = 1
+  config.dataset.channels = 1       # 1 <-> 3 is converted (grey <-> RGB).
+  # Preprocessing, in this order: central crop_x_crop square (0 = none), then to
+  # image_size by 'resize' (antialiased) or 'pad' (centred on background 0: smaller
+  # images only, MNIST's 28 -> 32).
+  config.dataset.crop = 0
+  config.dataset.resize = 'resize'
   config.dataset.shuffle_buffer = 60_000
   config.dataset.prefetch = 4
 
@@ -61,13 +71,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.model.decoder_kernel = 3
   config.model.batch_norm_momentum = 0.9
   # How each upsample -> conv pair is evaluated; the function and parameters are
-  # the same either way, so checkpoints move freely between the two.
+  # the same either way, so checkpoints move freely between the settings.
+  # 'auto': resolved when the model is built, from jax.default_backend():
+  #   'project_first' on CPU, 'upsample_first' on GPU/TPU.
   # 'project_first': the conv's channel mixing runs at the low resolution and
   #   its k*k tap outputs are upsampled and summed (factor**2 fewer
   #   multiply-adds; ~2x faster MNIST step on CPU, see README "Speed").
   # 'upsample_first': the textbook order, bilinear upsampling then a native
-  #   conv; an option for accelerators where convs are the fastest op.
-  config.model.decoder_upsample_conv = 'project_first'
+  #   conv; for accelerators, where convs are the fastest op.
+  config.model.decoder_upsample_conv = 'auto'
   # Latent GAN: relu MLPs; G ends in a linear fc-o<latent_dim>; D/Q share the
   # trunk and end in three kinds of heads (D logit, continuous means, one
   # categorical head per Cat code).

@@ -22,6 +22,7 @@ def get_config(variant: str = 'paper'):
   config = common.get_base_config()
   config.dataset.name = 'mnist'
   config.dataset.image_size = 32     # 28x28 digits zero-padded (background) to 32x32.
+  config.dataset.resize = 'pad'
   # Table 2's last decoder row says o3, but MNIST is 1-channel and the loss is
   # MSE against the 1x32x32 input, so the decoder outputs dataset.channels = 1.
   config.dataset.channels = 1

@@ -3,6 +3,10 @@ r"""Trains a LatentGAN Autoencoder.
   python -m experiments.main --config=configs/mnist.py --workdir=/tmp/mnist
   python -m experiments.main --config=configs/mnist.py --config.num_train_steps=200 --config.seed=3
 
+Several processes (hosts) train one run together: start the same command in
+each with --coordinator_address, --num_processes and --process_id (or under
+SLURM's srun / on a Cloud TPU slice, with none; README "Multiple processes").
+
 Any config field can be overridden as --config.<field>=<value>. Without
 --workdir, a stable directory derived from the config is used (and printed),
 so re-running the same command resumes. This is the only file with flags; the
@@ -11,10 +15,12 @@ library entry point is `lgae.train.train_and_evaluate(config, workdir)`.
 
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lgae import checkpointing, config_validation, console, input_pipeline, train, workdir
+from lgae import (checkpointing, config_validation, console, input_pipeline, parallel, train,
+                  workdir)
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',
@@ -22,6 +28,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (checkpoints, metrics.jsonl, TensorBoard). Default: '
     'lgae_runs/<dataset>_seed<seed>_<config hash>.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'Multi-process runs: HOST:PORT of process 0, the same on '
+    'every process. Default: read from SLURM / Cloud TPU, else one process.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process runs: how many.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process runs: this one, 0..N-1.')
 flags.mark_flags_as_required(['config'])
 
 # Errors a user can fix from the message alone: print it, no traceback.
@@ -52,6 +63,12 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   config = _load_config()
+  try:   # Before anything touches a JAX device.
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  except parallel.DistributedSetupError as e:
+    _error(str(e))
+  if jax.process_index() > 0 and not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)   # Process 0 reports progress for all.
   run_dir = _WORKDIR.value
   if not run_dir:
     run_dir = train.default_workdir(config)

@@ -1,20 +1,28 @@
 r"""Prepares a dataset in a tfds data dir from local files (no internet needed).
 
-  python -m experiments.prepare_data --dataset=mnist --source_dir=../shared/data/mnist
+  python -m experiments.prepare_data --dataset=mnist --source_dir=DIR_WITH_IDX_FILES
+  python -m experiments.prepare_data --dataset=fashion_mnist --source_dir=DIR_WITH_IDX_FILES
   python -m experiments.prepare_data --dataset=rendered_chairs --source_dir=DIR_WITH_TAR \
       --data_dir=/data/tfds
 
-mnist: `--source_dir` holds the four MNIST IDX gzip files; their sha256 is
-checked, then tfds' own `mnist` is written (see `lgae.datasets.mnist_local`).
+mnist, fashion_mnist, kmnist: `--source_dir` is a directory holding the
+dataset's four IDX gzip files (train-images-idx3-ubyte.gz,
+train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
+t10k-labels-idx1-ubyte.gz, as published by each dataset); they are checked
+(sha256, IDX headers, sizes), then tfds' own dataset of that name is written
+(see `lgae.datasets.mnist_local`).
 rendered_chairs: `--source_dir` holds `rendered_chairs.tar` (tfds' manual dir).
 
 `--data_dir` defaults to $TFDS_DATA_DIR, else ~/tensorflow_datasets. Running it
 again on a prepared data dir does nothing. Afterwards point training at the
 data dir with `export TFDS_DATA_DIR=...` (or `--config.dataset.data_dir=...`).
-CelebA cannot be prepared offline: build it with tfds where there is internet
-and copy `<data_dir>/celeb_a` over.
+Other tfds datasets (e.g. CelebA, CIFAR-10) are downloaded by tfds itself when
+training starts on a machine with internet; for an offline machine build them
+with `tfds build NAME --data_dir=DIR` where there is internet and copy
+`DIR/NAME` over.
 """
 
+import functools
 import os
 import sys
 
@@ -23,7 +31,8 @@ from absl import app, flags
 from lgae.datasets import mnist_local, rendered_chairs
 
 _PREPARERS = {
-    'mnist': mnist_local.prepare,
+    **{name: functools.partial(mnist_local.prepare, name=name)
+       for name in mnist_local.BUILDERS},
     'rendered_chairs': rendered_chairs.prepare,
 }
 
@@ -31,8 +40,9 @@ _DATASET = flags.DEFINE_enum(
     'dataset', None, sorted(_PREPARERS), 'Which dataset to prepare.')
 _SOURCE_DIR = flags.DEFINE_string(
     'source_dir', None,
-    'Directory with the source files (mnist: the four *-ubyte.gz files; '
-    'rendered_chairs: rendered_chairs.tar).')
+    'Directory with the source files (mnist, fashion_mnist, kmnist: the four '
+    f'IDX files {", ".join(mnist_local.SOURCE_FILES)}; rendered_chairs: '
+    'rendered_chairs.tar).')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None,
     'tfds data dir to write into. Default: $TFDS_DATA_DIR, else '

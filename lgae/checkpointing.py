@@ -26,6 +26,9 @@ STRUCTURAL_FIELDS = ('model', 'codes', 'dataset.image_size', 'dataset.channels')
 AUTOENCODER_FIELDS = ('model.latent_dim', 'model.encoder_features', 'model.encoder_kernel',
                       'model.encoder_stride', 'model.decoder_upsample', 'model.decoder_features',
                       'model.decoder_kernel', 'dataset.image_size', 'dataset.channels')
+# Fields that choose only how the same function is computed (same arrays): a
+# run resumes with another value, e.g. 'project_first' on CPU, then on a TPU.
+COMPUTE_ONLY_FIELDS = ('model.decoder_upsample_conv',)
 
 
 class CheckpointError(RuntimeError):
@@ -138,8 +141,10 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
   """Raises CheckpointError if the saved run used another model or data layout.
 
   `fields` are the dotted config fields that must match; `holder` names the
-  saved run in the message.
+  saved run in the message. `COMPUTE_ONLY_FIELDS` may differ.
   """
+  saved, config = _without_compute_only(saved), _without_compute_only(config)
+
   def get(cfg, dotted):
     for part in dotted.split('.'):
       cfg = cfg[part]
@@ -159,6 +164,19 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
   if changed:
     logging.warning('Resuming with changed config fields %s (not structural; continuing).',
                     changed)
+
+
+def _without_compute_only(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` without `COMPUTE_ONLY_FIELDS` (older saved configs may lack them)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for dotted in COMPUTE_ONLY_FIELDS:
+    *parents, leaf = dotted.split('.')
+    node = config
+    for part in parents:
+      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if isinstance(node, ml_collections.ConfigDict) and leaf in node:
+      del node[leaf]
+  return config
 
 
 def silence_closed_event_loop_callbacks() -> None:

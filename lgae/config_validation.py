@@ -23,9 +23,12 @@ from configs import common
 
 
 # Values of config.model.decoder_upsample_conv (see configs/common.py).
-DECODER_UPSAMPLE_CONV = ('project_first', 'upsample_first')
+DECODER_UPSAMPLE_CONV = ('auto', 'project_first', 'upsample_first')
 # Values of config.schedule.
 SCHEDULES = ('joint', 'two_stage')
+# Values of config.dataset.resize (lgae.input_pipeline.RESIZE_METHODS; kept
+# here too so that checking a config does not import TensorFlow).
+RESIZE_METHODS = ('resize', 'pad')
 
 
 class ConfigError(ValueError):
@@ -109,7 +112,8 @@ def _closest(name: str, schema) -> str | None:
   return close[0] if close else None
 
 
-def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> list[str]:
+def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
+                 num_processes: int = 1) -> list[str]:
   """Values that are well-typed but cannot work together."""
   errors = []
 
@@ -131,6 +135,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
   for name in ('image_size', 'channels', 'shuffle_buffer', 'prefetch'):
     need(d[name] > 0, f'config.dataset.{name}={d[name]} must be > 0.')
   need(bool(d.name), 'config.dataset.name is empty: name a tfds dataset (e.g. mnist).')
+  need(d.crop >= 0, f'config.dataset.crop={d.crop} must be >= 0 (0: no crop).')
+  need(d.resize in RESIZE_METHODS,
+       f'config.dataset.resize={d.resize!r} must be one of {RESIZE_METHODS}.')
   for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
     need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
   for name in ('encoder_features', 'decoder_features', 'decoder_upsample', 'generator_hidden',
@@ -224,40 +231,45 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None) -> 
        'optimizer.b1).')
 
   if num_devices:
+    # Several processes: each feeds an equal block of the global batch, split
+    # again over its local devices.
+    where = (f'the {num_devices} devices JAX sees' if num_processes == 1 else
+             f'the {num_devices} devices of {num_processes} processes ({num_processes} x '
+             f'{num_devices // num_processes} local devices)')
     for name in ('batch_size', 'eval_batch_size'):
       if config[name] > 0:
         need(config[name] % num_devices == 0,
-             f'config.{name}={config[name]} does not divide over the {num_devices} devices JAX '
-             f'sees: use a multiple of {num_devices}.')
+             f'config.{name}={config[name]} does not divide over {where}: use a multiple of '
+             f'{num_devices}.')
   return errors
 
 
 def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
-  """The dataset must be a tfds builder lgae can preprocess, with the splits named.
+  """The dataset must be a tfds image dataset lgae can preprocess, with the splits named.
 
-  Reads the dataset's metadata if it is prepared (never its data); a dataset
-  that is not prepared is left to `input_pipeline.check_available`, whose
-  error says how to prepare it.
+  Reads the dataset's features (from its code or metadata) and, if it is
+  prepared, its split sizes; never its data, and never downloads. A dataset
+  that is not prepared is left to `input_pipeline.check_available`, which
+  downloads it or says how to prepare it.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   # Also registers lgae's own builders (rendered_chairs) with tfds.
   from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
   d = config.dataset
-  supported = sorted(input_pipeline._DATASETS)  # pylint: disable=protected-access
-  if d.name not in supported:
+  try:
+    errors = input_pipeline.feature_errors(config)
+  except tfds.core.registered.DatasetNotFoundError:
     builders = tfds.list_builders(with_community_datasets=False)
-    if d.name not in builders:
-      close = difflib.get_close_matches(d.name, builders, n=1)
-      hint = f' Did you mean {close[0]!r}?' if close else ''
-      return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
-    return [f'config.dataset.name={d.name!r}: tfds knows it, but lgae has no preprocessing for '
-            f'it (supported: {", ".join(supported)}).']
-  errors = []
+    close = difflib.get_close_matches(d.name, builders, n=1)
+    hint = f' Did you mean {close[0]!r}?' if close else ''
+    return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
+  if errors:
+    return errors
   sizes = {}
   for field in ('train_split', 'eval_split'):
     try:
-      sizes[field] = input_pipeline.num_examples(config, d[field])
+      sizes[field] = input_pipeline.num_examples(config, d[field], allow_download=False)
     except input_pipeline.DataNotFoundError:
       return errors
     except (ValueError, KeyError, AssertionError) as e:  # what tfds raises for bad splits.
@@ -274,18 +286,19 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
-             check_dataset: bool = True) -> None:
+             check_dataset: bool = True, num_processes: int = 1) -> None:
   """Raises ConfigError listing every problem found; returns None if valid.
 
   Args:
     config: the config to check.
     num_devices: the device count batches are split over; None skips that check.
+    num_processes: the processes those devices belong to (named in the message).
     check_dataset: also check the dataset name and, if the dataset is
       prepared, its splits and sizes (reads its metadata, never its data).
   """
   errors = schema_errors(config)
   if not errors:  # value checks assume the schema holds.
-    errors = value_errors(config, num_devices)
+    errors = value_errors(config, num_devices, num_processes)
     if check_dataset and not errors:
       errors = dataset_errors(config)
   if errors:

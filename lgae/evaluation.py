@@ -6,9 +6,10 @@ each compiles once; everything else is numpy, scored by the pure cores in
 
 Scores (all on the eval split, `config.dataset.eval_split`):
   * clustering (the paper's Table 1 protocol): Q's first categorical head on
-    Enc(x) against the class labels. Only for datasets with class labels
-    (`LABELLED_DATASETS`); CelebA and 3D Chairs carry a constant label 0 in our
-    pipeline, where these scores would be meaningless.
+    Enc(x) against the class labels. Only for datasets with class labels (a
+    tfds ClassLabel `label` feature, `has_class_labels`); CelebA and 3D Chairs
+    carry a constant label 0 in our pipeline, where these scores would be
+    meaningless.
   * `recon_mse`: mean squared reconstruction error per pixel.
   * generation (needs a `lgae.classifier.Classifier`, MNIST only):
     `frechet_distance` between the classifier's penultimate features of the
@@ -36,9 +37,6 @@ from lgae import checkpointing, input_pipeline, latent, metrics, parallel, plots
 from lgae import classifier as classifier_lib
 from lgae import state as state_lib
 
-# Datasets whose `label` is a class; the others' labels are all 0.
-LABELLED_DATASETS = frozenset({'mnist'})
-
 # Keys of `evaluate_checkpoint_metrics`, in the order they are written.
 CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
@@ -54,8 +52,11 @@ _GENERATION_SALT = 0x1A6E
 
 
 def has_class_labels(config: ml_collections.ConfigDict) -> bool:
-  """Whether the dataset's labels are classes (clustering scores make sense)."""
-  return config.dataset.name in LABELLED_DATASETS
+  """Whether the dataset's labels are classes (clustering scores make sense).
+
+  Read from the dataset's tfds features: a ClassLabel `label` feature.
+  """
+  return input_pipeline.has_class_labels(config)
 
 
 # -----------------------------------------------------------------------------
@@ -155,17 +156,26 @@ def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   fn = _jitted_eval_outputs(mesh)
   keys = ('clusters', 'sq_err', 'z') + (('features',) if classifier is not None else ())
   parts = {k: [] for k in ('labels',) + keys}
-  for batch in input_pipeline.eval_iterator(config, split=split):
-    images = parallel.shard_batch({'image': batch['image']}, mesh)['image']
-    out = fn(state, images)
+  for batch in input_pipeline.eval_iterator(config, split=split, **parallel.process_shard()):
+    # Each process holds its rows; labels and mask come back whole (to_host),
+    # so every process scores the same global batch, whatever their number.
+    placed = parallel.shard_batch(batch, mesh)
+    out = fn(state, placed['image'])
     if classifier is not None:
-      out['features'] = classifier.features(images)
-    out = jax.device_get(out)
-    keep = batch['mask'] > 0
-    parts['labels'].append(batch['label'][keep])
+      out['features'] = classifier.features(placed['image'])
+    out['label'], out['mask'] = placed['label'], placed['mask']
+    out = parallel.to_host(out)
+    keep = out['mask'] > 0
+    parts['labels'].append(out['label'][keep])
     for k in keys:
       parts[k].append(out[k][keep])
   return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _shard_indices(indices: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+  """A global batch of indices (known to every process) split over `mesh`."""
+  rows = input_pipeline.process_rows(len(indices), jax.process_index(), jax.process_count())
+  return parallel.shard_batch({'i': indices[rows]}, mesh)['i']
 
 
 def generation_scores(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
@@ -196,8 +206,8 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
   for start in range(0, num, batch_size):
     # Always full batches (one compile); the surplus images past `num` are dropped.
     indices = np.arange(start, start + batch_size, dtype=np.int32)
-    images = fn(state, parallel.shard_batch({'i': indices}, mesh)['i'])
-    feats, logits = jax.device_get(classifier.features_and_logits(images))
+    images = fn(state, _shard_indices(indices, mesh))
+    feats, logits = parallel.to_host(classifier.features_and_logits(images))
     keep = min(batch_size, num - start)
     features.append(feats[:keep])
     predicted.append(np.argmax(logits[:keep], axis=-1))
@@ -222,7 +232,7 @@ def generated_latents(state: state_lib.LatentGANState, config: ml_collections.Co
   parts = []
   for start in range(0, num, batch_size):
     indices = np.arange(start, start + batch_size, dtype=np.int32)
-    z = np.asarray(jax.device_get(fn(state, parallel.shard_batch({'i': indices}, mesh)['i'])))
+    z = parallel.to_host(fn(state, _shard_indices(indices, mesh)))
     parts.append(z[:min(batch_size, num - start)])
   return np.concatenate(parts)
 
@@ -322,7 +332,7 @@ def sample_images(state: state_lib.LatentGANState, config: ml_collections.Config
                   key: jax.Array, num: int) -> np.ndarray:
   """`num` images Dec(G(p, c)) with all codes drawn from their priors: [num, H, W, C]."""
   layout = latent.CodeLayout.from_config(config)
-  return np.asarray(jax.device_get(decode_codes(state, latent.sample(key, layout, num), layout)))
+  return parallel.to_host(decode_codes(state, latent.sample(key, layout, num), layout))
 
 
 def sample_grid(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
@@ -338,7 +348,7 @@ def sample_grid(state: state_lib.LatentGANState, config: ml_collections.ConfigDi
   else:
     rows = num_columns
     codes = latent.sample(key, layout, rows * num_columns)
-  images = jax.device_get(decode_codes(state, codes, layout))
+  images = parallel.to_host(decode_codes(state, codes, layout))
   return plots.image_grid(np.asarray(images), rows, num_columns)
 
 

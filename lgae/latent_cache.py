@@ -31,12 +31,13 @@ def encode_split(state: state_lib.LatentGANState, config: ml_collections.ConfigD
   parallel.check_divisible(config.eval_batch_size, mesh, field='eval_batch_size')
   encode = _jitted_encode(mesh)
   latents, labels = [], []
-  for batch in input_pipeline.eval_iterator(config, split=split):
-    images = parallel.shard_batch({'image': batch['image']}, mesh)['image']
-    z = np.asarray(jax.device_get(encode(state, images)))
-    keep = batch['mask'] > 0
-    latents.append(z[keep])
-    labels.append(batch['label'][keep])
+  for batch in input_pipeline.eval_iterator(config, split=split, **parallel.process_shard()):
+    placed = parallel.shard_batch(batch, mesh)   # This process's rows; whole below.
+    out = parallel.to_host({'z': encode(state, placed['image']), 'label': placed['label'],
+                            'mask': placed['mask']})
+    keep = out['mask'] > 0
+    latents.append(out['z'][keep])
+    labels.append(out['label'][keep])
   return np.concatenate(latents), np.concatenate(labels)
 
 
@@ -75,9 +76,10 @@ def build(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   if z.shape[0] < config.batch_size:
     raise ValueError(f'The train split has {z.shape[0]} examples, fewer than '
                      f'batch_size={config.batch_size}.')
-  z = jnp.asarray(z)
   if config.loss.neighbour_weight > 0:
-    neighbours = nearest_neighbours(z, int(config.two_stage.num_neighbours))
+    # Computed by every process alike (on its own devices), then placed.
+    neighbours = np.asarray(nearest_neighbours(jnp.asarray(z),
+                                               int(config.two_stage.num_neighbours)))
   else:
-    neighbours = jnp.zeros((z.shape[0], 1), jnp.int32)
-  return jax.device_put({'z': z, 'neighbours': neighbours}, parallel.replicated(mesh))
+    neighbours = np.zeros((z.shape[0], 1), np.int32)
+  return parallel.put_replicated({'z': z, 'neighbours': neighbours}, mesh)

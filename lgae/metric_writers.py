@@ -93,3 +93,26 @@ def _format_seconds(seconds: float) -> str:
   m, s = divmod(int(seconds), 60)
   h, m = divmod(m, 60)
   return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
+
+
+class NoWriter:
+  """`MetricWriter`'s interface, writing nothing: for processes other than 0.
+
+  In a multi-process run every process computes the same numbers; one copy
+  of metrics.jsonl and TensorBoard is enough (and two would interleave).
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, 'metrics.jsonl')   # Named in log lines.
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    del step, scalars
+
+  def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
+    del step, tag, image
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass

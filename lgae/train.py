@@ -7,9 +7,11 @@ on schedule. SIGTERM/SIGINT end the run with a checkpoint at the current step;
 a non-finite loss ends it with an error and without checkpointing the bad state.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +119,24 @@ def _check_finite(pending: list[tuple[int, dict]]) -> list[tuple[int, dict[str, 
   return fetched
 
 
+def _stop_now(stop: interrupts.StopOnSignal, step: int,
+              config: ml_collections.ConfigDict) -> bool:
+  """Whether the run stops after `step` because a signal arrived.
+
+  One process stops at once. Several must agree on the step (the checkpoint
+  they then write together is a collective), and agreeing means waiting for
+  each other; they do so at log steps only, where the loop waits for the
+  metrics anyway. So a multi-process run stops at the next log step.
+  """
+  if jax.process_count() == 1:
+    return stop.requested
+  return step % config.log_every_steps == 0 and parallel.any_process(stop.requested)
+
+
+def _signal_name(stop: interrupts.StopOnSignal) -> str:
+  return stop.signal_name or 'a signal (on another process of this run)'
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> state_lib.LatentGANState:
   """Trains (or resumes) the LatentGAN-AE described by `config` in `workdir`.
@@ -138,14 +158,37 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         stop: interrupts.StopOnSignal) -> state_lib.LatentGANState:
   """`train_and_evaluate`'s body; `stop` says whether SIGTERM/SIGINT arrived."""
   mesh = parallel.make_mesh()
-  config_validation.validate(config, num_devices=mesh.devices.size)
+  config_validation.validate(config, num_devices=mesh.devices.size,
+                             num_processes=jax.process_count())
   input_pipeline.configure_tensorflow()
   input_pipeline.check_available(config)
   # Every refusal comes before anything is written to the workdir.
   workdir_lib.check_usable(workdir)
   _check_existing_checkpoints(workdir, config)
-  with workdir_lib.hold(workdir):
+  with _hold_workdir(workdir):
     return _train(config, workdir, stop, mesh)
+
+
+@contextlib.contextmanager
+def _hold_workdir(workdir: str) -> Iterator[None]:
+  """`workdir_lib.hold` for every process of the run, or for none.
+
+  Each process takes its own lock (`workdir_lib.lock_path`). If any of them
+  is refused (another run holds the workdir), all stop with the error: a
+  lone survivor would wait for its peers at the first collective.
+  """
+  with contextlib.ExitStack() as held:
+    refused = None
+    try:
+      held.enter_context(workdir_lib.hold(workdir, jax.process_index()))
+    except workdir_lib.WorkdirInUseError as e:
+      refused = e
+    if parallel.any_process(refused is not None):
+      raise refused or workdir_lib.WorkdirInUseError(
+          f'{os.path.abspath(workdir)} is in use by another run (another process of this run '
+          'found it held; its error names the holder). Wait for it to finish, stop it, or use '
+          'another --workdir.')
+    yield
 
 
 def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -182,14 +225,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     checkpointer.close()
     return state
 
-  if stop.requested:
+  if parallel.any_process(stop.requested):
     # A signal during data checks, classifier training or restore: keep the
     # promise "a checkpoint at the current step". A fresh run has none yet, so
     # its initial state is written (resuming from it equals starting afresh).
     if checkpointer.latest_step() != start_step:
       checkpointer.save(start_step, state, config)
     logging.warning('Received %s before training started: saved a checkpoint at step %d in %s; '
-                    're-run the same command to resume.', stop.signal_name, start_step,
+                    're-run the same command to resume.', _signal_name(stop), start_step,
                     checkpointer.directory)
     checkpointer.close()
     return state
@@ -202,10 +245,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     step_fn = train_step_lib.make_latent_gan_step(config, mesh)
   else:
     step_fn = train_step_lib.make_train_step(config, mesh)
-  batches = (input_pipeline.train_iterator(config, start_step=start_step)
+  batches = (input_pipeline.train_iterator(config, start_step=start_step,
+                                           **parallel.process_shard())
              if not two_stage or start_step < gan_start else None)
   cache = None   # the stage-2 latent cache, built when stage 2 starts.
-  writer = metric_writers.MetricWriter(workdir)
+  # Every process computes the same metrics, evals and sample grids (they
+  # are collectives); process 0 alone writes them.
+  writer = (metric_writers.MetricWriter(workdir) if jax.process_index() == 0
+            else metric_writers.NoWriter(workdir))
   progress = metric_writers.ProgressLogger(start_step, total_steps)
   pending: list[tuple[int, dict]] = []  # per-step metrics still on device.
   window: list[dict[str, float]] = []    # fetched metrics since the last log.
@@ -238,7 +285,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
       pending.append((step, step_metrics))
       # Read once: a signal arriving later in this iteration (eval, save) is
       # acted on at the next step, so the checkpoint below always precedes the stop.
-      stopping = stop.requested
+      stopping = _stop_now(stop, step, config)
       is_last = step == total_steps or stopping
       log_now = step % config.log_every_steps == 0 or is_last
       ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
@@ -271,12 +318,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
         progress.restart_window(step)  # steps/s measures training only.
       if stopping:
         logging.warning('Received %s: saved a checkpoint at step %d in %s; re-run the same '
-                        'command to resume.', stop.signal_name, step, checkpointer.directory)
+                        'command to resume.', _signal_name(stop), step, checkpointer.directory)
         break
   finally:
     checkpointer.close()
     writer.close()
-  if not stop.requested:
+  # (Another process's signal may have stopped this one early, too.)
+  if not stop.requested and int(state.step) == total_steps:
     logging.info('done at step %d: checkpoints in %s, metrics in %s', int(state.step),
                  checkpointer.directory, writer.path)
   return state

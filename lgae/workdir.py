@@ -14,6 +14,13 @@ once, naming the holder.
 flock is per host: on a filesystem shared between hosts (NFS), two hosts may
 not see each other's locks; there the scheduler must not start two runs on one
 workdir.
+
+A run of several processes (one per host, or several on one machine) shares
+one workdir: process i holds its own lock file (`.lgae.lock` for process 0,
+`.lgae.lock.<i>` for the others), so the processes of one run never refuse
+each other, while any process of a second run finds its peer's lock taken.
+The training loop then makes the refusal collective (`lgae.train`), so every
+process of the second run stops at once rather than waiting for its peers.
 """
 
 import contextlib
@@ -62,14 +69,21 @@ def _holder_description(text: str) -> str:
     return 'a run that did not say who it is'
 
 
+def lock_path(workdir: str, process_index: int = 0) -> str:
+  """The lock file of process `process_index` of a run in `workdir`."""
+  name = LOCK_FILE if process_index == 0 else f'{LOCK_FILE}.{process_index}'
+  return os.path.join(workdir, name)
+
+
 @contextlib.contextmanager
-def hold(workdir: str) -> Iterator[None]:
+def hold(workdir: str, process_index: int = 0) -> Iterator[None]:
   """Holds `workdir` for this process; raises WorkdirInUseError if another run does.
 
-  Creates `workdir` if needed.
+  Creates `workdir` if needed. `process_index` is this process's place in a
+  multi-process run (`jax.process_index()`); each index has its own lock.
   """
   os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, LOCK_FILE)
+  path = lock_path(workdir, process_index)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
     try:

@@ -85,3 +85,28 @@ def test_read_only_on_missing_workdir(tmp_path):
   with pytest.raises(checkpointing.CheckpointError, match='No checkpoints'):
     checkpointing.Checkpointer(str(tmp_path / 'nope'), read_only=True)
   assert not (tmp_path / 'nope').exists()
+
+
+def test_decoder_upsample_conv_may_change_on_resume(tmp_path):
+  """A run checkpointed with one decoder_upsample_conv resumes with another (same arrays)."""
+  config = mnist.get_config('smoke')
+  config.model.decoder_upsample_conv = 'project_first'   # e.g. saved by a CPU run.
+  mesh = parallel.make_mesh()
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  ckpt.save(0, state_lib.create_state(config, mesh), config)
+  ckpt.close()
+  reader = checkpointing.Checkpointer(str(tmp_path), read_only=True)
+  saved = reader.restore_config()
+  for value in ('auto', 'upsample_first'):
+    other = mnist.get_config('smoke')
+    other.model.decoder_upsample_conv = value
+    checkpointing.check_resumable(saved, other)   # no error.
+    reader.restore_state(state_lib.abstract_state(other, mesh))
+  # A config saved before the field existed resumes too.
+  del saved.model['decoder_upsample_conv']
+  checkpointing.check_resumable(saved, mnist.get_config('smoke'))
+  # Every other model field still refuses.
+  other = mnist.get_config('smoke')
+  other.model.latent_dim = 32
+  with pytest.raises(checkpointing.CheckpointError, match='config.model'):
+    checkpointing.check_resumable(saved, other)

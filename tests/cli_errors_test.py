@@ -40,7 +40,7 @@ def test_missing_data_is_one_error_line_and_writes_nothing(tmp_path):
   empty.mkdir()
   workdir = tmp_path / 'run'
   result = _main(f'--config={REPO / "configs" / "mnist.py"}:smoke', f'--workdir={workdir}',
-                 f'--config.dataset.data_dir={empty}')
+                 f'--config.dataset.data_dir={empty}', '--config.dataset.download=False')
   assert result.returncode == 1, result.stderr[-2000:]
   errors = _error_lines(result)
   assert len(errors) == 1 and 'not prepared' in errors[0], result.stderr[-2000:]

@@ -132,7 +132,7 @@ BAD_CONFIGS = [
      r'config\.model\.decoder_kernel=4 must be odd'),
     ('unknown_decoder_upsample_conv',
      lambda c: _set(c, 'model.decoder_upsample_conv', 'fast'), None,
-     r"config\.model\.decoder_upsample_conv='fast' must be one of \('project_first', "
+     r"config\.model\.decoder_upsample_conv='fast' must be one of \('auto', 'project_first', "
      r"'upsample_first'\)"),
     ('batch_norm_momentum_1', lambda c: _set(c, 'model.batch_norm_momentum', 1.0), None,
      r'config\.model\.batch_norm_momentum=1\.0 must be in \[0, 1\)'),
@@ -160,8 +160,19 @@ BAD_CONFIGS = [
     # Dataset.
     ('unknown_tfds_dataset', lambda c: _set(c, 'dataset.name', 'mnsit'), None,
      r"config\.dataset\.name='mnsit' is not a tfds dataset known here\. Did you mean 'mnist'\?"),
-    ('tfds_dataset_without_preprocessing', lambda c: _set(c, 'dataset.name', 'cifar10'), None,
-     r"config\.dataset\.name='cifar10': tfds knows it, but lgae has no preprocessing for it"),
+    ('tfds_dataset_without_images', lambda c: _set(c, 'dataset.name', 'imdb_reviews'), None,
+     r"config\.dataset\.name='imdb_reviews' has no 'image' feature"),
+    ('negative_crop', lambda c: _set(c, 'dataset.crop', -1), None,
+     r'config\.dataset\.crop=-1 must be >= 0'),
+    ('unknown_resize', lambda c: _set(c, 'dataset.resize', 'stretch'), None,
+     r"config\.dataset\.resize='stretch' must be one of \('resize', 'pad'\)"),
+    ('crop_larger_than_images', lambda c: _set(c, 'dataset.crop', 30), None,
+     r'config\.dataset\.crop=30 is larger than the 28x28 mnist images'),
+    ('pad_cannot_shrink', lambda c: (_set(c, 'dataset.name', 'celeb_a'),
+                                     _set(c, 'dataset.channels', 3)), None,
+     r"config\.dataset\.resize='pad' cannot shrink 218x178 images to image_size=32"),
+    ('channels_not_convertible', lambda c: _set(c, 'dataset.channels', 2), None,
+     r'config\.dataset\.channels=2: mnist images have 1 channels'),
     ('empty_dataset_name', lambda c: _set(c, 'dataset.name', ''), None,
      r'config\.dataset\.name is empty'),
 ]

@@ -70,6 +70,7 @@ def test_unlabelled_dataset_has_no_clustering_scores(setup):
   _, mesh, state, _, _ = setup
   config = mnist.get_config('smoke')  # Same model, so the smoke state fits.
   config.dataset.name = 'celeb_a'     # Labels are all 0 in our pipeline.
+  config.dataset.resize = 'resize'    # 218x178 faces shrink (not pad) to 32x32.
   assert classifier_lib.get_or_train_classifier(config) is None
   with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
     scores = evaluation.evaluate_checkpoint_metrics(state, config, mesh)

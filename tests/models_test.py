@@ -500,3 +500,15 @@ def test_decoder_upsample_conv_orders_agree():
   jax.tree.map(np.testing.assert_array_equal, trees[0], trees[1])
   assert outputs[0].shape == (4, 32, 32, 1)
   np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('backend, project_first', [('cpu', True), ('gpu', False), ('tpu', False)])
+def test_auto_decoder_upsample_conv_follows_the_backend(monkeypatch, backend, project_first):
+  """The default 'auto' builds project_first on CPU, upsample_first on GPU/TPU; explicit values win."""
+  config = mnist.get_config('smoke')
+  assert config.model.decoder_upsample_conv == 'auto'
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  assert models.build_models(config)[0].decoder.project_first is project_first
+  for explicit, expected in (('project_first', True), ('upsample_first', False)):
+    config.model.decoder_upsample_conv = explicit
+    assert models.build_models(config)[0].decoder.project_first is expected

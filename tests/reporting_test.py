@@ -119,6 +119,13 @@ def test_sweep_reports_the_selected_restarts(tmp_path, monkeypatch):
           '--select_by=cluster_neighbour_agreement']
   saved = {name: flags.FLAGS[name].value for name in ('config', 'root', 'seeds', 'setting',
                                                       'select_by', 'select_among')}
+  # Other CLI modules imported by other tests in this worker (experiments.main,
+  # prepare_data, ...) have required flags of their own in absl's global FLAGS;
+  # their validators would refuse this parse, as they never do in a real
+  # `python -m experiments.sweep` process.
+  for name, flag in flags.FLAGS._flags().items():  # pylint: disable=protected-access
+    if name not in saved:
+      monkeypatch.setattr(flag, 'validators', [])
   try:
     sweep.main(sweep._parse_flags(argv))
   finally:

@@ -110,6 +110,7 @@ def test_write_figures_without_data_writes_nothing(mnist_setup, tmp_path):
   _, state = mnist_setup
   config = mnist.get_config('smoke')
   config.dataset.data_dir = str(tmp_path / 'no_data')
+  config.dataset.download = False  # Tests never touch the network.
   with pytest.raises(input_pipeline.DataNotFoundError):
     traversal.write_figures(state, config, str(tmp_path / 'figs'), KEY)
   assert not (tmp_path / 'figs').exists()

@@ -1,26 +1,34 @@
-"""Prepares tfds' `mnist` from local IDX files, for machines without internet.
+"""Prepares tfds' MNIST-family datasets from local IDX files, offline.
 
-tfds' own `mnist` builder downloads the four IDX files from a mirror when the
-dataset is first prepared; offline that fails. `prepare` writes the very same
-dataset (name `mnist`, version, features, splits, record keys) from a local
-copy of those files, after checking their sha256, so that plain
+tfds' `mnist`, `fashion_mnist` and `kmnist` builders download the same four
+IDX gzip files (`SOURCE_FILES`) from their mirrors when a dataset is first
+prepared; offline that fails. `prepare` writes the very same dataset (name,
+version, features, splits, record keys) from a local copy of those files,
+after checking them, so that plain
 
-  tfds.load('mnist', data_dir=data_dir, download=False)
+  tfds.load('fashion_mnist', data_dir=data_dir, download=False)
 
 reads it afterwards with no lgae code involved.
 
-How: `_OfflineMnist` subclasses tfds' `MNIST` builder with
-`skip_registration=True` and `name = 'mnist'`. It inherits `_info` (features,
-version, homepage, citation) unchanged and only replaces where the bytes come
-from: `_split_generators` hands over arrays parsed from the local files instead
-of calling `dl_manager.download_and_extract`. Everything that tfds writes
-(`dataset_info.json`, `features.json`, the tfrecord shards and their names) is
-thus produced by tfds itself, and reading goes through the registered `MNIST`
-class exactly as for a downloaded copy.
+How: for each name, a subclass of tfds' own builder (`MNIST`, `FashionMNIST`,
+`KMNIST`) with `skip_registration=True` and the same `name`. It inherits
+`_info` (features, version, homepage, citation) unchanged and only replaces
+where the bytes come from: `_split_generators` hands over arrays parsed from
+the local files instead of calling `dl_manager.download_and_extract`.
+Everything that tfds writes (`dataset_info.json`, `features.json`, the tfrecord
+shards and their names) is thus produced by tfds itself, and reading goes
+through the registered builder exactly as for a downloaded copy.
+
+Checks: every file must be a gzip of a uint8 IDX array with the family's
+shapes (images [N, 28, 28], labels [N], N equal). With the recorded checksums
+(the default), a file must also match its sha256: for `mnist` lgae's own
+record of the decompressed bytes; for the others the sha256 of the .gz files
+that tfds records for its downloads (shipped with tfds, so known offline).
 """
 
 import gzip
 import hashlib
+import functools
 import inspect
 import os
 import struct
@@ -32,6 +40,14 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
+# The tfds builders that read these four IDX files, by tfds name. (EMNIST
+# also uses IDX files, but named per config, inside one zip, and transposed.)
+BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+    'mnist': tfds_mnist.MNIST,
+    'fashion_mnist': tfds_mnist.FashionMNIST,
+    'kmnist': tfds_mnist.KMNIST,
+}
+
 # The four files of the original MNIST release, keyed by their role.
 TRAIN_IMAGES = 'train-images-idx3-ubyte.gz'
 TRAIN_LABELS = 'train-labels-idx1-ubyte.gz'
@@ -41,8 +57,11 @@ _SPLIT_FILES = {
     'train': (TRAIN_IMAGES, TRAIN_LABELS),
     'test': (TEST_IMAGES, TEST_LABELS),
 }
+SOURCE_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+# Examples per split of every dataset in BUILDERS (all drop-in MNISTs).
+_SPLIT_SIZES = {'train': 60_000, 'test': 10_000}
 
-# sha256 of the *decompressed* IDX bytes (shared/data/mnist/README.md).
+# sha256 of the *decompressed* IDX bytes of the original MNIST release.
 # We hash the decompressed bytes, not the .gz files, because gzip output
 # depends on the compressor (level, mtime, file name) while the IDX payload is
 # what defines the dataset.
@@ -61,19 +80,19 @@ MNIST_SHA256 = {
 _IDX_UINT8 = 0x08
 
 
+# Default of `expected_sha256`: the checksums recorded for the dataset.
+RECORDED = 'recorded'
+
+
 class ChecksumMismatchError(ValueError):
-  """A source file's decompressed content is not the expected MNIST file."""
+  """A source file is corrupt or not the expected file of the dataset."""
 
 
-class _OfflineMnist(tfds_mnist.MNIST, skip_registration=True):
-  """tfds' `MNIST` builder fed from in-memory arrays instead of a download.
+class _FromArrays:
+  """Mixin for an MNIST-family tfds builder: in-memory arrays, no download.
 
-  `skip_registration=True` because the name `mnist` is already registered by
-  tfds (registering it twice raises); this class is only ever used to *write*
-  the dataset, reading uses tfds' registered `MNIST`.
+  Only ever combined with a tfds builder by `_offline_builder`.
   """
-
-  name = 'mnist'
 
   def __init__(
       self,
@@ -115,24 +134,67 @@ class _OfflineMnist(tfds_mnist.MNIST, skip_registration=True):
       yield index, {'image': image[..., None], 'label': int(label)}
 
 
+@functools.cache
+def _offline_builder(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
+  """tfds' builder of `name`, fed by `_FromArrays` instead of a download.
+
+  `skip_registration=True` because `name` is already registered by tfds
+  (registering it twice raises); the class is only ever used to *write* the
+  dataset, reading uses tfds' registered builder.
+  """
+  if name not in BUILDERS:
+    raise ValueError(f'{name!r} is not prepared from IDX files; known: '
+                     f'{", ".join(sorted(BUILDERS))}.')
+  base = BUILDERS[name]
+  return type(f'_Offline{base.__name__}', (_FromArrays, base),
+              {'name': name, '__module__': __name__}, skip_registration=True)
+
+
+def recorded_sha256(name: str) -> dict[str, str] | None:
+  """The sha256 every source file of `name` must have, or None if unknown.
+
+  mnist: lgae's record of the decompressed IDX bytes. Others: the sha256 of
+  the .gz files as tfds records them for its own downloads (a file shipped
+  inside the tfds package, read here without any network).
+  """
+  if name == 'mnist':
+    return dict(MNIST_SHA256)
+  # tfds' checksum record of these legacy builders, one line per URL:
+  # url, size, sha256, file name. (`builder.url_infos` would find it too, but
+  # goes through `code_path`, see above.)
+  path = tfds.core.utils.tfds_path() / 'url_checksums' / f'{name}.txt'
+  if not path.exists():
+    return None
+  infos = tfds.core.download.checksums.load_url_infos(path)
+  sha256 = {url.rsplit('/', 1)[-1]: info.checksum
+            for url, info in infos.items()}
+  return sha256 if set(SOURCE_FILES) <= set(sha256) else None
+
+
 def _read_verified(path: str, expected_sha256: str | None) -> bytes:
-  """Returns the decompressed bytes of `path`, checking their sha256."""
+  """Returns the decompressed bytes of `path`, checking their sha256.
+
+  The file passes if the sha256 of either its gzip bytes or its decompressed
+  bytes is `expected_sha256`: records of both kinds exist (see
+  `recorded_sha256`), and a sha256 match of either identifies the file.
+  """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'MNIST source file not found: {path}')
+    raise FileNotFoundError(f'Source file not found: {path}')
+  with open(path, 'rb') as f:
+    raw = f.read()
   try:
-    with gzip.open(path, 'rb') as f:
-      data = f.read()
+    data = gzip.decompress(raw)
   except (OSError, EOFError) as e:  # Not gzip, or truncated.
     raise ChecksumMismatchError(
-        f'MNIST source file {path} is not a valid gzip file: {e}'
+        f'Source file {path} is not a valid gzip file: {e}'
     ) from e
   if expected_sha256 is not None:
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
+    actual = {hashlib.sha256(b).hexdigest() for b in (raw, data)}
+    if expected_sha256 not in actual:
       raise ChecksumMismatchError(
-          f'MNIST source file {path}: sha256 of the decompressed bytes is '
-          f'{actual}, expected {expected_sha256}. The file is corrupt or not '
-          'the original MNIST file.'
+          f'Source file {path}: sha256 is {hashlib.sha256(raw).hexdigest()} '
+          f'(decompressed: {hashlib.sha256(data).hexdigest()}), expected '
+          f'{expected_sha256}. The file is corrupt or not the original file.'
       )
   return data
 
@@ -145,6 +207,8 @@ def _parse_idx(data: bytes, path: str) -> np.ndarray:
   if zero != 0 or dtype_code != _IDX_UINT8:
     raise ChecksumMismatchError(f'{path}: not a uint8 IDX file.')
   header_size = 4 + 4 * ndim
+  if len(data) < header_size:
+    raise ChecksumMismatchError(f'{path}: IDX header is truncated.')
   shape = struct.unpack(f'>{ndim}I', data[4:header_size])
   payload = np.frombuffer(data, dtype=np.uint8, offset=header_size)
   if payload.size != int(np.prod(shape)):
@@ -154,16 +218,28 @@ def _parse_idx(data: bytes, path: str) -> np.ndarray:
   return payload.reshape(shape)
 
 
+def _resolve_sha256(
+    name: str, expected_sha256: Mapping[str, str] | str | None
+) -> Mapping[str, str] | None:
+  if expected_sha256 != RECORDED:
+    return expected_sha256
+  return recorded_sha256(name)
+
+
 def read_source(
     source_dir: str,
-    expected_sha256: Mapping[str, str] | None = MNIST_SHA256,
+    expected_sha256: Mapping[str, str] | str | None = RECORDED,
+    name: str = 'mnist',
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """Reads and checks the four MNIST IDX gzip files of `source_dir`.
+  """Reads and checks the four IDX gzip files of `name` in `source_dir`.
 
   Args:
     source_dir: directory holding the four `*-idx?-ubyte.gz` files.
-    expected_sha256: file name -> sha256 of its decompressed bytes. `None`
-      skips the check; meant only for tests that use tiny fake files.
+    expected_sha256: file name -> sha256 of its gzip or decompressed bytes;
+      `RECORDED` (default): `recorded_sha256(name)`, which also fixes the
+      split sizes (60000/10000); `None` skips both checks, meant only for
+      tests that use tiny fake files.
+    name: a tfds name in `BUILDERS`.
 
   Returns:
     {'train': (images, labels), 'test': (images, labels)}; images are uint8
@@ -174,23 +250,27 @@ def read_source(
     ChecksumMismatchError: a file is corrupt, has the wrong sha256, or its
       images and labels disagree.
   """
+  _offline_builder(name)  # Unknown names fail before any file is read.
+  recorded = expected_sha256 == RECORDED
+  expected_sha256 = _resolve_sha256(name, expected_sha256)
   # Check presence of all four first, so one run reports every missing file.
   missing = [
-      name
-      for files in _SPLIT_FILES.values()
-      for name in files
-      if not os.path.isfile(os.path.join(source_dir, name))
+      file_name
+      for file_name in SOURCE_FILES
+      if not os.path.isfile(os.path.join(source_dir, file_name))
   ]
   if missing:
     raise FileNotFoundError(
-        f'MNIST source file(s) not found in {source_dir}: {", ".join(missing)}'
+        f'{name} source file(s) not found in {source_dir}: '
+        f'{", ".join(missing)} (needed: the four IDX files '
+        f'{", ".join(SOURCE_FILES)}).'
     )
   splits = {}
   for split, (images_name, labels_name) in _SPLIT_FILES.items():
     arrays = []
-    for name in (images_name, labels_name):
-      path = os.path.join(source_dir, name)
-      sha = None if expected_sha256 is None else expected_sha256[name]
+    for file_name in (images_name, labels_name):
+      path = os.path.join(source_dir, file_name)
+      sha = None if expected_sha256 is None else expected_sha256[file_name]
       arrays.append(_parse_idx(_read_verified(path, sha), path))
     images, labels = arrays
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
@@ -203,6 +283,13 @@ def read_source(
           f'{images_name} has {len(images)} images but {labels_name} has '
           f'{len(labels)} labels.'
       )
+    # Without a checksum (none recorded), the sizes are what is left to
+    # tell a complete copy from a truncated or foreign one.
+    if recorded and len(images) != _SPLIT_SIZES[split]:
+      raise ChecksumMismatchError(
+          f'{images_name}: {len(images)} examples, but {name} {split!r} has '
+          f'{_SPLIT_SIZES[split]}.'
+      )
     splits[split] = (images, labels)
   return splits
 
@@ -210,40 +297,43 @@ def read_source(
 def prepare(
     source_dir: str,
     data_dir: str,
-    expected_sha256: Mapping[str, str] | None = MNIST_SHA256,
+    expected_sha256: Mapping[str, str] | str | None = RECORDED,
+    name: str = 'mnist',
 ) -> str:
-  """Writes tfds' `mnist` into `data_dir` from the local IDX files.
+  """Writes tfds' `name` into `data_dir` from its local IDX files.
 
-  Idempotent: if `data_dir` already holds a prepared `mnist` of the current
+  Idempotent: if `data_dir` already holds a prepared `name` of the current
   version, returns at once without reading `source_dir`.
 
   Args:
-    source_dir: directory with the four MNIST `*.gz` IDX files.
+    source_dir: directory with the four `*.gz` IDX files (`SOURCE_FILES`).
     data_dir: tfds data dir to write into (what `tfds.load(data_dir=...)` and
       `$TFDS_DATA_DIR` point at).
-    expected_sha256: file name -> sha256 of the decompressed bytes; defaults
-      to the real MNIST. `None` disables the check (tests only).
+    expected_sha256: see `read_source`; defaults to the recorded checksums.
+      `None` disables the checks (tests only).
+    name: a tfds name in `BUILDERS` ('mnist', 'fashion_mnist', 'kmnist').
 
   Returns:
-    The prepared dataset directory, `<data_dir>/mnist/<version>`.
+    The prepared dataset directory, `<data_dir>/<name>/<version>`.
 
   Raises:
     FileNotFoundError: a source file is missing.
-    ChecksumMismatchError: a source file is corrupt or not the MNIST file.
+    ChecksumMismatchError: a source file is corrupt or not the right file.
   """
+  builder_class = _offline_builder(name)
   # A builder without splits is enough to know where the data would live.
-  builder = _OfflineMnist(splits={}, data_dir=data_dir)
+  builder = builder_class(splits={}, data_dir=data_dir)
   # The test tfds' `download_and_prepare` itself uses to reuse a dataset (it
   # writes into a temporary dir and renames it when complete).
   if builder.data_path.exists():
     return os.fspath(builder.data_dir)
   # Verify everything before tfds creates any directory, so a bad source
   # leaves `data_dir` untouched.
-  splits = read_source(source_dir, expected_sha256)
-  builder = _OfflineMnist(splits=splits, data_dir=data_dir)
+  splits = read_source(source_dir, expected_sha256, name)
+  builder = builder_class(splits=splits, data_dir=data_dir)
   # tfds creates (empty) `downloads/extracted` dirs under `download_dir`;
   # nothing is downloaded, so keep them out of the user's data dir.
-  with tempfile.TemporaryDirectory(prefix='lgae_mnist_') as download_dir:
+  with tempfile.TemporaryDirectory(prefix=f'lgae_{name}_') as download_dir:
     builder.download_and_prepare(
         download_dir=download_dir,
         # Never look for a pre-built copy online.
