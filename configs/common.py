@@ -54,6 +54,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # images only, MNIST's 28 -> 32).
   config.dataset.crop = 0
   config.dataset.resize = 'resize'
+  # The stored value of a white pixel: 255 for almost every tfds dataset,
+  # 1 for dSprites (binary 0/1 images); scaled to 0..255 before the above.
+  config.dataset.pixel_max = 255
   config.dataset.shuffle_buffer = 60_000
   config.dataset.prefetch = 4
 

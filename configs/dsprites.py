@@ -31,6 +31,7 @@ def get_config(variant: str = 'paper'):
   config.dataset.channels = 1
   config.dataset.crop = 0
   config.dataset.resize = 'resize'   # stored at 64x64: a no-op.
+  config.dataset.pixel_max = 1       # stored 0/1: white must become 1.0, not -0.99.
   config.dataset.shuffle_buffer = 20_000
   # Nothing to download: tfds renders the dataset when it is first prepared
   # (about 8 minutes on 2 CPU cores; README "dSprites (procedural)").

@@ -136,6 +136,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
     need(d[name] > 0, f'config.dataset.{name}={d[name]} must be > 0.')
   need(bool(d.name), 'config.dataset.name is empty: name a tfds dataset (e.g. mnist).')
   need(d.crop >= 0, f'config.dataset.crop={d.crop} must be >= 0 (0: no crop).')
+  need(1 <= d.pixel_max <= 255,
+       f'config.dataset.pixel_max={d.pixel_max} must be in 1..255 (the stored value of a '
+       'white pixel: 255 for most datasets, 1 for dSprites).')
   need(d.resize in RESIZE_METHODS,
        f'config.dataset.resize={d.resize!r} must be one of {RESIZE_METHODS}.')
   for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):

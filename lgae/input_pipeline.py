@@ -140,11 +140,18 @@ def _to_channels(image: tf.Tensor, channels: int, name: str) -> tf.Tensor:
 
 
 def _decode(
-    example: Example, config: ml_collections.ConfigDict
+    example: Example, config: ml_collections.ConfigDict, with_factors: bool = False
 ) -> dict[str, tf.Tensor]:
-  """tfds example -> {'image': uint8 [S, S, C], 'label': int32}."""
+  """tfds example -> {'image': uint8 [S, S, C], 'label': int32}.
+
+  With `with_factors` and a dataset with ground-truth factors
+  (`factor_names`), also 'factors': int32 [num_factors].
+  """
   d = config.dataset
   image = example['image']
+  if d.get('pixel_max', 255) != 255:
+    # Stored on another scale (dSprites: 0/1): to 0..255 before any resampling.
+    image = tf.cast(tf.round(tf.cast(image, tf.float32) * (255.0 / d.pixel_max)), tf.uint8)
   if d.crop:
     image = _central_crop(image, d.crop)
   if d.resize == 'pad':
@@ -158,13 +165,18 @@ def _decode(
     label = tf.cast(example['label'], tf.int32)
   else:
     label = tf.constant(0, tf.int32)
-  return {'image': image, 'label': label}
+  decoded = {'image': image, 'label': label}
+  if with_factors:
+    names = factor_names(config)
+    if names:
+      decoded['factors'] = tf.stack([tf.cast(example[n], tf.int32) for n in names])
+  return decoded
 
 
 def _to_model_input(decoded: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """uint8 [0, 255] -> float32 [-1, 1]; works on single examples and batches."""
   image = tf.cast(decoded['image'], tf.float32) / 127.5 - 1.0
-  return {'image': image, 'label': decoded['label']}
+  return {**decoded, 'image': image}
 
 
 def preprocess(
@@ -204,6 +216,23 @@ def _has_class_labels(features: tfds.features.FeaturesDict) -> bool:
   # tfds' convention for classification datasets: a ClassLabel named 'label'.
   return 'label' in features and isinstance(
       features['label'], tfds.features.ClassLabel)
+
+
+def _factor_names(features: tfds.features.FeaturesDict) -> tuple[str, ...]:
+  # tfds' convention for ground-truth generative factors (dsprites, shapes3d,
+  # smallnorb): ClassLabel features named 'label_<factor>'.
+  return tuple(name for name, feature in features.items()
+               if name.startswith('label_') and isinstance(feature, tfds.features.ClassLabel))
+
+
+def factor_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The dataset's ground-truth factor features, in tfds' order; () if none.
+
+  These are what the disentanglement scores are measured against (dSprites:
+  label_orientation, label_scale, label_shape, label_x_position,
+  label_y_position).
+  """
+  return _factor_names(dataset_features(config))
 
 
 def has_class_labels(config: ml_collections.ConfigDict) -> bool:
@@ -598,7 +627,8 @@ def eval_iterator(
 
   Returns:
     An iterator of {'image': float32 [B, S, S, C], 'label': int32 [B],
-    'mask': float32 [B]} numpy batches, B = config.eval_batch_size /
+    'mask': float32 [B]} numpy batches (and 'factors': int32 [B, F] where the
+    dataset has ground-truth factors, `factor_names`), B = config.eval_batch_size /
     process_count.
 
   Raises:
@@ -608,7 +638,7 @@ def eval_iterator(
   batch_size = config.eval_batch_size
   rows = process_rows(batch_size, process_index, process_count)
   ds = _load_split(config, split)
-  ds = ds.map(lambda example: _decode(example, config),
+  ds = ds.map(lambda example: _decode(example, config, with_factors=True),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(batch_size)  # Keeps the remainder; padded below.
   ds = ds.map(_to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
