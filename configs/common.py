@@ -36,6 +36,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.two_stage.autoencoder_workdir = ''
   # Nearest neighbours per cached latent (Euclidean), for loss.neighbour_weight.
   config.two_stage.num_neighbours = 20
+  # The teacher clustering (loss.teacher_weight > 0): UMAP's output width (its
+  # neighbours are num_neighbours), and how many GMM initialisations it keeps
+  # the best of (by likelihood, label-free).
+  config.two_stage.teacher_dims = 10
+  config.two_stage.teacher_gmm_inits = 5
 
   config.dataset = ml_collections.ConfigDict()
   # Any tfds dataset with a uint8 'image' feature ('mnist', 'cifar10', 'celeb_a',
@@ -117,6 +122,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Added to D/Q's loss; 0 = off.
   config.loss.neighbour_weight = 0.0
   config.loss.neighbour_entropy_weight = 2.0
+  # Two-stage only, beyond the paper (N2D): cross-entropy of Q's first Cat head
+  # on cached latents against a label-free clustering of them (UMAP to
+  # two_stage.teacher_dims, then a Gaussian mixture; lgae.latent_teacher), added
+  # to D/Q's loss. Needs umap-learn (pip install 'lgae[umap]'). 0 = off.
+  config.loss.teacher_weight = 0.0
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 2e-4

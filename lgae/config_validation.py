@@ -20,6 +20,7 @@ import ml_collections
 from absl import flags
 
 from configs import common
+from lgae import latent_teacher
 
 
 # Values of config.model.decoder_upsample_conv (see configs/common.py).
@@ -209,7 +210,18 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
            f'config.loss.{name}={lc[name]}: the two-stage schedule freezes the encoder before '
            "the latent GAN trains, so this term has nothing to act on; set it to 0 or use "
            "schedule='joint'.")
+    need(ts.teacher_dims >= 2, f'config.two_stage.teacher_dims={ts.teacher_dims} must be >= 2.')
+    need(ts.teacher_gmm_inits >= 1,
+         f'config.two_stage.teacher_gmm_inits={ts.teacher_gmm_inits} must be >= 1.')
+    if lc.teacher_weight > 0:
+      try:
+        latent_teacher.check_available()
+      except latent_teacher.TeacherUnavailableError as e:
+        errors.append(str(e))
   else:
+    need(lc.teacher_weight == 0,
+         f'config.loss.teacher_weight={lc.teacher_weight} needs '
+         "config.schedule='two_stage' (the teacher clusters the cached latents).")
     need(lc.neighbour_weight == 0,
          f'config.loss.neighbour_weight={lc.neighbour_weight} needs '
          "config.schedule='two_stage' (the neighbours are those of the cached latents).")
@@ -219,7 +231,8 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
 
   # Losses and optimiser.
   for name in ('lambda_disc', 'lambda_cont', 'encoder_adversarial_weight',
-               'encoder_entropy_weight', 'neighbour_weight', 'neighbour_entropy_weight'):
+               'encoder_entropy_weight', 'neighbour_weight', 'neighbour_entropy_weight',
+               'teacher_weight'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
   for name in ('real_label', 'fake_label'):
     need(0.0 <= lc[name] <= 1.0, f'config.loss.{name}={lc[name]} must be in [0, 1].')

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import input_pipeline, parallel
+from lgae import input_pipeline, latent_teacher, parallel
 from lgae import state as state_lib
 
 
@@ -71,6 +71,8 @@ def build(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   Returns:
     {'z': [N, latent] float32, 'neighbours': [N, k] int32}; 'neighbours' is
     [N, 1] zeros when `config.loss.neighbour_weight` is 0 (not used then).
+    With `config.loss.teacher_weight` > 0 also 'teacher': [N] int32, the
+    `lgae.latent_teacher` clustering of 'z'.
   """
   z, _ = encode_split(state, config, mesh, config.dataset.train_split)
   if z.shape[0] < config.batch_size:
@@ -82,4 +84,12 @@ def build(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
                                                int(config.two_stage.num_neighbours)))
   else:
     neighbours = np.zeros((z.shape[0], 1), np.int32)
-  return parallel.put_replicated({'z': z, 'neighbours': neighbours}, mesh)
+  cache = {'z': z, 'neighbours': neighbours}
+  if config.loss.get('teacher_weight', 0.0) > 0:
+    ts = config.two_stage
+    teacher = latent_teacher.umap_gmm_clusters(
+        z, int(config.codes.categorical[0]), num_neighbours=int(ts.num_neighbours),
+        dims=int(ts.teacher_dims), gmm_inits=int(ts.teacher_gmm_inits), seed=int(config.seed))
+    # Process 0's clustering for everyone: UMAP's floats may differ between hosts.
+    cache['teacher'] = parallel.broadcast_from_process_0(teacher)
+  return parallel.put_replicated(cache, mesh)

@@ -122,6 +122,13 @@ def to_host(tree):
   return jax.tree.map(one, tree)
 
 
+def broadcast_from_process_0(x: np.ndarray) -> np.ndarray:
+  """Process 0's value of `x` on every process (a collective with several)."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.broadcast_one_to_all(np.asarray(x)))
+
+
 def put_replicated(tree, mesh: Mesh):
   """Host values that every process holds alike -> arrays replicated on `mesh`."""
   sharding = replicated(mesh)

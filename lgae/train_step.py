@@ -27,6 +27,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from lgae import latent, losses, parallel
 from lgae import state as state_lib
@@ -71,11 +72,13 @@ def _autoencoder_update(state: state_lib.LatentGANState, images: jax.Array,
 
 def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Array,
                 lc: ml_collections.ConfigDict, layout: latent.CodeLayout,
-                neighbour_z: jax.Array | None = None):
+                neighbour_z: jax.Array | None = None, teacher: jax.Array | None = None):
   """Steps 2 and 3: D/Q, then G, against the real latents `real_z` (no gradient).
 
   `neighbour_z` (two-stage only): a nearest neighbour of each real latent,
   for the neighbour-consistency term on Q's real-latent predictions.
+  `teacher` (two-stage only): each real latent's `lgae.latent_teacher`
+  cluster, the target of Q's first Cat head on it (`loss.teacher_weight`).
 
   Returns (new G state, new D/Q state, metrics).
   """
@@ -121,6 +124,11 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
       entropy = losses.marginal_entropy(real_out['cat_logits'])
       total += lc.neighbour_weight * (consistency - lc.neighbour_entropy_weight * entropy)
       metrics.update(neighbour_consistency=consistency, real_marginal_entropy=entropy)
+    if teacher is not None:
+      teacher_ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+          real_out['cat_logits'][0], teacher))
+      total += lc.teacher_weight * teacher_ce
+      metrics['teacher_ce'] = teacher_ce
     return total, metrics
 
   (_, disc_metrics), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc.params)
@@ -187,7 +195,8 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
   Args:
     state: the train state; its autoencoder is frozen (left as it is).
     cache: {'z': [N, latent] Enc(x) of the train split, 'neighbours': [N, k]
-      row indices of each latent's nearest neighbours} (see `lgae.latent_cache`).
+      row indices of each latent's nearest neighbours (, 'teacher': [N] cluster
+      indices)} (see `lgae.latent_cache`).
   """
   lc = config.loss
   key = jax.random.fold_in(state.rng, state.step)
@@ -203,7 +212,9 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
     neighbours = cache['neighbours'][index]
     pick = jax.random.randint(k_neighbour, (index.shape[0], 1), 0, neighbours.shape[1])
     neighbour_z = cache['z'][jnp.take_along_axis(neighbours, pick, axis=1)[:, 0]]
-  new_gen, new_disc, metrics = _gan_update(state, real_z, k_gan, lc, layout, neighbour_z)
+  teacher = cache['teacher'][index] if lc.get('teacher_weight', 0.0) > 0 else None
+  new_gen, new_disc, metrics = _gan_update(state, real_z, k_gan, lc, layout, neighbour_z,
+                                           teacher)
   return state.replace(step=state.step + 1, gen=new_gen, disc=new_disc), metrics
 
 

@@ -338,6 +338,15 @@ def test_parse_flags_passes_good_flags_through():
   assert isinstance(holder.value, ml_collections.ConfigDict)
 
 
+def test_mnist_best_teacher_is_best_plus_the_teacher():
+  best, teacher = mnist.get_config('best'), mnist.get_config('best_teacher')
+  config_validation.validate(teacher, num_devices=4)
+  assert teacher.loss.teacher_weight > 0
+  with teacher.unlocked():
+    teacher.loss.teacher_weight = best.loss.teacher_weight
+  assert teacher.to_dict() == best.to_dict()
+
+
 def test_mnist_best_is_valid_and_keeps_the_paper_networks():
   best, paper = mnist.get_config('best'), mnist.get_config('paper')
   config_validation.validate(best, num_devices=4)

@@ -68,7 +68,9 @@ def _run_latent_gan(config, devices, num_steps):
   rng = np.random.default_rng(0)
   z = rng.normal(size=(64, config.model.latent_dim)).astype(np.float32)
   neighbours = rng.integers(0, 64, (64, 3)).astype(np.int32)
-  cache = jax.device_put({'z': z, 'neighbours': neighbours}, parallel.replicated(mesh))
+  teacher = rng.integers(0, 10, (64,)).astype(np.int32)
+  cache = jax.device_put({'z': z, 'neighbours': neighbours, 'teacher': teacher},
+                         parallel.replicated(mesh))
   step_fn = train_step.make_latent_gan_step(config, mesh)
   for _ in range(num_steps):
     state, metrics = step_fn(state, cache)
@@ -80,11 +82,12 @@ def test_two_stage_latent_gan_step_four_devices_match_one_device():
   with config.unlocked():
     config.schedule = 'two_stage'
     config.loss.neighbour_weight = 1.0
+    config.loss.teacher_weight = 1.0
   one, m1 = _run_latent_gan(config, jax.devices()[:1], num_steps=3)
   four, m4 = _run_latent_gan(config, jax.devices()[:4], num_steps=3)
   assert _paths(one) == _paths(four)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
-  assert set(m1) == set(m4) and 'neighbour_consistency' in m1
+  assert set(m1) == set(m4) and {'neighbour_consistency', 'teacher_ce'} <= set(m1)
   for k in m1:
     np.testing.assert_allclose(m1[k], m4[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -115,6 +115,11 @@ def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
     ({'two_stage.autoencoder_steps': 0}, 'autoencoder_steps=0'),
     ({'num_train_steps': 3}, 'leaves no latent-GAN steps'),
     ({'two_stage.num_neighbours': 0}, 'num_neighbours'),
+    ({'schedule': 'joint', 'loss.neighbour_weight': 0.0, 'loss.teacher_weight': 1.0},
+     'config.loss.teacher_weight=1.0 needs'),
+    ({'loss.teacher_weight': -1.0}, 'teacher_weight=-1.0 must be >= 0'),
+    ({'two_stage.teacher_dims': 1}, 'teacher_dims'),
+    ({'two_stage.teacher_gmm_inits': 0}, 'teacher_gmm_inits'),
 ])
 def test_bad_two_stage_configs_are_refused(overrides, message):
   config = _config('')

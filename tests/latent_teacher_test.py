@@ -1,0 +1,74 @@
+"""The UMAP+GMM teacher of Q (lgae.latent_teacher) and its term in the latent-GAN step."""
+
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import mnist
+from lgae import config_validation, latent_teacher, metrics, parallel
+from lgae import state as state_lib
+from lgae import train_step
+
+
+def _blobs(num_per_blob=150, dims=16, seed=0):
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(scale=10.0, size=(4, dims))
+  labels = np.repeat(np.arange(4), num_per_blob)
+  return (centres[labels] + rng.normal(size=(len(labels), dims))).astype(np.float32), labels
+
+
+def test_umap_gmm_recovers_separated_blobs_deterministically():
+  z, labels = _blobs()
+  clusters = latent_teacher.umap_gmm_clusters(z, 4, num_neighbours=10, dims=2, seed=0)
+  assert clusters.shape == labels.shape and clusters.dtype == np.int32
+  assert metrics.clustering_scores(labels, clusters)['test_error_hungarian'] == 0.0
+  again = latent_teacher.umap_gmm_clusters(z, 4, num_neighbours=10, dims=2, seed=0)
+  np.testing.assert_array_equal(clusters, again)
+
+
+def test_too_few_latents_are_refused():
+  with pytest.raises(ValueError, match='latents'):
+    latent_teacher.umap_gmm_clusters(np.zeros((5, 3), np.float32), 10, num_neighbours=20)
+
+
+def test_missing_umap_is_one_clear_config_error(monkeypatch):
+  monkeypatch.setitem(sys.modules, 'umap', None)   # import umap -> ImportError
+  config = mnist.get_config('best_teacher')
+  with pytest.raises(config_validation.ConfigError, match=r"pip install 'lgae\[umap\]'"):
+    config_validation.validate(config, check_dataset=False)
+  with config.unlocked():
+    config.loss.teacher_weight = 0.0
+  config_validation.validate(config, check_dataset=False)   # not needed without the teacher.
+
+
+def _train_q(teacher_weight, steps=200):
+  config = mnist.get_config('smoke')
+  with config.unlocked():
+    config.schedule = 'two_stage'
+    config.two_stage.autoencoder_steps = 0
+    config.two_stage.autoencoder_workdir = 'unused'
+    config.loss.teacher_weight = teacher_weight
+    config.optimizer.learning_rate = 1e-3
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  state = state_lib.create_state(config, mesh)
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(32, config.model.latent_dim)).astype(np.float32)
+  teacher = rng.integers(0, 10, (32,)).astype(np.int32)
+  cache = jax.device_put({'z': z, 'neighbours': np.zeros((32, 1), np.int32),
+                          'teacher': teacher}, parallel.replicated(mesh))
+  step = train_step.make_latent_gan_step(config, mesh)
+  for _ in range(steps):
+    state, step_metrics = step(state, cache)
+  logits = state.disc.apply_fn({'params': state.disc.params}, z)['cat_logits'][0]
+  return np.mean(np.argmax(np.asarray(logits), -1) == teacher), step_metrics
+
+
+def test_teacher_term_trains_q_towards_the_teacher_on_real_latents():
+  agreement, step_metrics = _train_q(teacher_weight=5.0)
+  assert 'teacher_ce' in step_metrics
+  # 32 random targets over 10 classes: chance is ~10 %; Q must learn them.
+  assert agreement > 0.9
+  without, step_metrics = _train_q(teacher_weight=0.0)
+  assert 'teacher_ce' not in step_metrics and without < 0.5
