@@ -90,3 +90,15 @@ def test_training_then_evaluate_writes_the_seven_keys(data_dir, tmp_path):
   for key in evaluation.DISENTANGLEMENT_KEYS:
     assert isinstance(scores[key], float) and np.isfinite(scores[key]), key
   assert scores['test_error_hungarian'] is None   # no class label: no clustering score.
+
+
+def test_prepare_renders_dsprites_without_source_files(tmp_path):
+  from experiments import prepare_data  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'tfds')
+  # The CLI's --dataset=dsprites route, on the small grid to stay fast.
+  dataset_dir = dp.prepare(path, 'small')
+  assert tfds.builder('dsprites_procedural/small', data_dir=path).info.splits[
+      'train'].num_examples == 480
+  assert dp.prepare(path, 'small') == dataset_dir   # idempotent.
+  assert set(prepare_data._RENDERED) == {'dsprites', 'dsprites_procedural'}  # pylint: disable=protected-access
+  assert prepare_data._RENDERED['dsprites'] is dp.prepare  # pylint: disable=protected-access

@@ -311,3 +311,15 @@ def test_no_message_names_a_development_path():
     assert 'shared' not in route and '/work' not in route
   for text in (prepare_data.__doc__, mnist_local.__doc__):
     assert '../shared' not in text
+
+
+def test_cli_without_source_dir_is_one_line_saying_what_to_give(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.prepare_data', '--dataset=mnist',
+       f'--data_dir={tmp_path / "tfds"}'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('prepare_data: error:')]
+  assert len(errors) == 1 and '--source_dir' in errors[0]
+  assert not (tmp_path / 'tfds').exists()
