@@ -40,7 +40,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   # neighbours are num_neighbours), and how many GMM initialisations it keeps
   # the best of (by likelihood, label-free).
   config.two_stage.teacher_dims = 10
-  config.two_stage.teacher_gmm_inits = 5
+  config.two_stage.teacher_gmm_inits = 20
 
   config.dataset = ml_collections.ConfigDict()
   # Any tfds dataset with a uint8 'image' feature ('mnist', 'cifar10', 'celeb_a',
