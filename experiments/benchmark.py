@@ -5,7 +5,8 @@ r"""Prints one JSON line: the combined step's speed and the input pipeline's.
   XLA_FLAGS=--xla_force_host_platform_device_count=4 \
       python -m experiments.benchmark --config=configs/mnist.py   # 4 host devices
 
-Compare with ../shared/bench/torch_step.py run back to back on the same machine.
+Compare with a PyTorch implementation of the same step run back to back on the same machine
+(`experiments/benchmark_suite.sh`).
 """
 
 import json

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the README's speed table: lgae's combined step back to back with
-# the PyTorch peer (../shared/bench/torch_step.py), batch-size scaling, the
-# three configs, and 1/2/4 forced host devices. Run on an otherwise idle machine.
-#   TORCH_PY=/tmp/torch-venv/bin/python bash experiments/benchmark_suite.sh > bench.jsonl
+# a PyTorch implementation of the same step (PEER: a script taking a batch size
+# and a step count, printing ms/step), batch-size scaling, the three configs,
+# and 1/2/4 forced host devices. Run on an otherwise idle machine.
+#   PEER=torch_step.py TORCH_PY=/tmp/torch-venv/bin/python bash experiments/benchmark_suite.sh > bench.jsonl
 set -u
 cd "$(dirname "$0")/.."
 TORCH_PY=${TORCH_PY:-python3}
-PEER=../shared/bench/torch_step.py
+PEER=${PEER:?set PEER to the PyTorch step script to compare with}
 PY=${PYTHON:-python}  # the interpreter lgae is installed in
 bench() { "$PY" -m experiments.benchmark "$@" 2>/dev/null | tail -1; }
 torch_step() { echo "{\"torch\": \"$($TORCH_PY $PEER "$1" 20 2>/dev/null | tail -1)\", \"batch_size\": $1}"; }
