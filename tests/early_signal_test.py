@@ -135,6 +135,10 @@ from lgae import checkpointing, train
 real_save = checkpointing.Checkpointer.save
 def slow_save(self, *args, **kwargs):   # A slow disk: the run lives on after a signal.
   real_save(self, *args, **kwargs)
+  # Saves are async: wait until step 1 is on disk, so the signals below test
+  # the kill, not a race with Orbax's background commit (a loaded CI machine
+  # once took longer than the 0.5 s between them and had no checkpoint yet).
+  self.wait()
   print('saved', flush=True)
   # Python code keeps running meanwhile, as in the training loop, so the first
   # signal's handler runs before the second arrives (see lgae.interrupts).
