@@ -13,7 +13,11 @@ Scores (all on the eval split, `config.dataset.eval_split`):
   * `recon_mse`: mean squared reconstruction error per pixel.
   * generation (needs a `lgae.classifier.Classifier`, MNIST only):
     `frechet_distance` between the classifier's penultimate features of the
-    eval images and of as many generated images Dec(G(p, c)); and
+    eval images and of as many generated images Dec(G(p, c));
+    `recon_frechet_distance`, the same distance for the reconstructions
+    Dec(Enc(x)) of the eval images: the floor of `frechet_distance` for any
+    latent generator on this decoder (a perfect G reproduces Enc(x)'s
+    distribution, and its images are then no better than the reconstructions); and
     `generated_label_accuracy`, the percent of generated images whose
     classifier label is the digit that Q's cluster of the same category maps
     to (Hungarian matching on the eval split).
@@ -43,7 +47,7 @@ DISENTANGLEMENT_KEYS = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disent
 # Keys of `evaluate_checkpoint_metrics`, in the order they are written.
 CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
-                          'generated_label_accuracy', 'latent_frechet_distance',
+                          'recon_frechet_distance', 'generated_label_accuracy', 'latent_frechet_distance',
                           'latent_precision', 'latent_recall', 'latent_kmeans_error',
                           'latent_gmm_error', 'latent_neighbour_agreement',
                           'cluster_neighbour_agreement') + DISENTANGLEMENT_KEYS
@@ -153,12 +157,14 @@ def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
 
   Returns:
     {'labels': [N], 'clusters': [N, num_cat_codes], 'sq_err': [N], 'z': [N, latent]},
-    plus 'features': [N, F] (the classifier's features) if `classifier` is given,
+    plus 'features' and 'recon_features': [N, F] (the classifier's features of
+    x and of Dec(Enc(x))) if `classifier` is given,
     and 'factors': [N, num_factors] where the dataset has ground-truth factors.
   """
   parallel.check_divisible(config.eval_batch_size, mesh, field='eval_batch_size')
   fn = _jitted_eval_outputs(mesh)
-  keys = ('clusters', 'sq_err', 'z') + (('features',) if classifier is not None else ())
+  keys = ('clusters', 'sq_err', 'z') + (
+      ('features', 'recon_features') if classifier is not None else ())
   parts = {k: [] for k in ('labels',) + keys}
   for batch in input_pipeline.eval_iterator(config, split=split, **parallel.process_shard()):
     # Each process holds its rows; labels and mask come back whole (to_host),
@@ -167,6 +173,7 @@ def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     out = fn(state, placed['image'])
     if classifier is not None:
       out['features'] = classifier.features(placed['image'])
+      out['recon_features'] = classifier.features(reconstruct(state, placed['image']))
     out['label'], out['mask'] = placed['label'], placed['mask']
     if 'factors' in placed:
       out['factors'] = placed['factors']
@@ -326,6 +333,8 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
                                             num_clusters=num_clusters))
     mapping = metrics.hungarian_mapping(outputs['labels'], clusters)
   if classifier is not None:
+    scores['recon_frechet_distance'] = metrics.frechet_distance(outputs['features'],
+                                                                outputs['recon_features'])
     scores.update(generation_scores(state, config, mesh, classifier, outputs['features'],
                                     mapping))
   if 'factors' in outputs:
