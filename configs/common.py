@@ -127,6 +127,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   # two_stage.teacher_dims, then a Gaussian mixture; lgae.latent_teacher), added
   # to D/Q's loss. Needs umap-learn (pip install 'lgae[umap]'). 0 = off.
   config.loss.teacher_weight = 0.0
+  # How many latent-GAN steps the teacher term is on for (from the start of
+  # stage 2); 0 = all of them. A warm start: after it, Q keeps or leaves the
+  # teacher's partition under the remaining terms alone.
+  config.loss.teacher_gan_steps = 0
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 2e-4

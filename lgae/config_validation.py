@@ -234,6 +234,10 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
                'encoder_entropy_weight', 'neighbour_weight', 'neighbour_entropy_weight',
                'teacher_weight'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
+  # .get: configs saved before this field existed restore without it.
+  need(lc.get('teacher_gan_steps', 0) >= 0,
+       f'config.loss.teacher_gan_steps={lc.get("teacher_gan_steps")} must be >= 0 '
+       '(0 = the whole of stage 2).')
   for name in ('real_label', 'fake_label'):
     need(0.0 <= lc[name] <= 1.0, f'config.loss.{name}={lc[name]} must be in [0, 1].')
   need(0.0 <= lc.label_flip_prob < 0.5,

@@ -72,13 +72,15 @@ def _autoencoder_update(state: state_lib.LatentGANState, images: jax.Array,
 
 def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Array,
                 lc: ml_collections.ConfigDict, layout: latent.CodeLayout,
-                neighbour_z: jax.Array | None = None, teacher: jax.Array | None = None):
+                neighbour_z: jax.Array | None = None, teacher: jax.Array | None = None,
+                teacher_weight: jax.Array | float = 0.0):
   """Steps 2 and 3: D/Q, then G, against the real latents `real_z` (no gradient).
 
   `neighbour_z` (two-stage only): a nearest neighbour of each real latent,
   for the neighbour-consistency term on Q's real-latent predictions.
   `teacher` (two-stage only): each real latent's `lgae.latent_teacher`
-  cluster, the target of Q's first Cat head on it (`loss.teacher_weight`).
+  cluster, the target of Q's first Cat head on it, with weight
+  `teacher_weight` (`loss.teacher_weight`, or 0 after `loss.teacher_gan_steps`).
 
   Returns (new G state, new D/Q state, metrics).
   """
@@ -127,7 +129,7 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
     if teacher is not None:
       teacher_ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
           real_out['cat_logits'][0], teacher))
-      total += lc.teacher_weight * teacher_ce
+      total += teacher_weight * teacher_ce
       metrics['teacher_ce'] = teacher_ce
     return total, metrics
 
@@ -212,9 +214,14 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
     neighbours = cache['neighbours'][index]
     pick = jax.random.randint(k_neighbour, (index.shape[0], 1), 0, neighbours.shape[1])
     neighbour_z = cache['z'][jnp.take_along_axis(neighbours, pick, axis=1)[:, 0]]
-  teacher = cache['teacher'][index] if lc.get('teacher_weight', 0.0) > 0 else None
+  teacher, teacher_weight = None, 0.0
+  if lc.get('teacher_weight', 0.0) > 0:
+    teacher = cache['teacher'][index]
+    teacher_weight = lc.teacher_weight
+    if lc.get('teacher_gan_steps', 0) > 0:   # a warm start: on for the first steps only.
+      teacher_weight = jnp.where(gan_step < lc.teacher_gan_steps, teacher_weight, 0.0)
   new_gen, new_disc, metrics = _gan_update(state, real_z, k_gan, lc, layout, neighbour_z,
-                                           teacher)
+                                           teacher, teacher_weight)
   return state.replace(step=state.step + 1, gen=new_gen, disc=new_disc), metrics
 
 

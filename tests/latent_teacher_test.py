@@ -3,6 +3,7 @@
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,3 +73,33 @@ def test_teacher_term_trains_q_towards_the_teacher_on_real_latents():
   assert agreement > 0.9
   without, step_metrics = _train_q(teacher_weight=0.0)
   assert 'teacher_ce' not in step_metrics and without < 0.5
+
+
+def test_teacher_gan_steps_switches_the_term_off_after_that_many_latent_gan_steps():
+  def one_step(gan_step, **loss):
+    config = mnist.get_config('smoke')
+    with config.unlocked():
+      config.schedule = 'two_stage'
+      config.two_stage.autoencoder_steps = 0
+      config.two_stage.autoencoder_workdir = 'unused'
+      config.loss.teacher_weight = 5.0
+      config.loss.update(loss)
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    state = state_lib.create_state(config, mesh).replace(step=jnp.asarray(gan_step, jnp.int32))
+    rng = np.random.default_rng(0)
+    cache = jax.device_put({
+        'z': rng.normal(size=(32, config.model.latent_dim)).astype(np.float32),
+        'neighbours': np.zeros((32, 1), np.int32),
+        'teacher': rng.integers(0, 10, (32,)).astype(np.int32)}, parallel.replicated(mesh))
+    new_state, _ = train_step.make_latent_gan_step(config, mesh)(state, cache)
+    return jax.device_get(new_state.disc.params)
+
+  def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+  # Step 2 is the last of a 3-step warm start: the teacher still acts there.
+  assert not same(one_step(2, teacher_gan_steps=3), one_step(2, teacher_weight=0.0))
+  assert same(one_step(2, teacher_gan_steps=3), one_step(2))
+  # From step 3 on, D/Q's update is the one without the teacher.
+  assert same(one_step(3, teacher_gan_steps=3), one_step(3, teacher_weight=0.0))
+  assert not same(one_step(3), one_step(3, teacher_weight=0.0))
