@@ -13,8 +13,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   """Returns the fields every LatentGAN-AE config has, with paper defaults."""
   config = ml_collections.ConfigDict()
 
-  # Which model family `lgae.train` builds. Only the LatentGAN-AE exists so far;
-  # baselines (AAE, InfoGAN, ...) will add values here.
+  # Which method `lgae.train` builds (`lgae.methods`): 'latentgan_ae' (the
+  # paper's system), 'infogan' or 'aae'. `config.model` below is the
+  # LatentGAN-AE's; other methods' configs replace it with their own group.
   config.model_name = 'latentgan_ae'
   config.seed = 0
 

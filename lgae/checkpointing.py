@@ -20,7 +20,7 @@ from etils import epath
 SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoint_every_steps',
                    'eval_every_steps', 'max_checkpoints_to_keep')
 # Fields a checkpoint's arrays depend on; resuming with others is an error.
-STRUCTURAL_FIELDS = ('model', 'codes', 'dataset.image_size', 'dataset.channels')
+STRUCTURAL_FIELDS = ('model_name', 'model', 'codes', 'dataset.image_size', 'dataset.channels')
 # Fields the autoencoder's arrays depend on: a two-stage run may take its
 # autoencoder from a run whose G, D/Q and codes differ, as long as these match.
 AUTOENCODER_FIELDS = ('model.latent_dim', 'model.encoder_features', 'model.encoder_kernel',

@@ -2,7 +2,8 @@
 
 Every problem is reported with the dotted name of the field at fault and what
 to do, all at once, as one `ConfigError`. The schema (which fields exist and
-their types) is `configs.common.get_base_config()`; the dataset check also
+their types) is `configs.common.get_base_config()` with `config.model` replaced
+by the chosen method's group (`method_schema`); the dataset check also
 reads the prepared dataset's metadata (split names and sizes).
 
 `parse_flags` is a drop-in absl flags parser that also turns an override of a
@@ -20,11 +21,9 @@ import ml_collections
 from absl import flags
 
 from configs import common
-from lgae import latent_teacher
+from lgae import latent_teacher, methods
 
 
-# Values of config.model.decoder_upsample_conv (see configs/common.py).
-DECODER_UPSAMPLE_CONV = ('auto', 'project_first', 'upsample_first')
 # Values of config.schedule.
 SCHEDULES = ('joint', 'two_stage')
 # Values of config.dataset.resize (lgae.input_pipeline.RESIZE_METHODS; kept
@@ -74,9 +73,26 @@ def _positive_ints(value) -> bool:
   return isinstance(value, (tuple, list)) and all(_is_int(v) and v > 0 for v in value)
 
 
+def _method_or_none(name):
+  try:
+    return methods.get(name)
+  except ValueError:
+    return None   # reported by value_errors.
+
+
+def method_schema(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The fields a config of `config.model_name` has: the base config's, with
+  `model` replaced by the method's own group (`Method.model_config`)."""
+  base = common.get_base_config()
+  method = _method_or_none(config.get('model_name', base.model_name))
+  if method is not None:
+    base.model = method.model_config()
+  return base
+
+
 def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
-  """Unknown, missing and wrongly typed fields, against the base schema."""
-  schema = _flatten(common.get_base_config())
+  """Unknown, missing and wrongly typed fields, against the method's schema."""
+  schema = _flatten(method_schema(config))
   given = _flatten(config)
   groups = {name.rsplit('.', 1)[0] for name in schema if '.' in name}
   errors = []
@@ -131,8 +147,8 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
        'num_epochs.')
   need(config.eval_every_steps > 0 or config.eval_every_steps == -1,
        f'config.eval_every_steps={config.eval_every_steps} must be > 0, or -1 (only at the end).')
-  need(config.model_name == 'latentgan_ae',
-       f"config.model_name={config.model_name!r}: only 'latentgan_ae' exists.")
+  need(config.model_name in methods.NAMES,
+       f'config.model_name={config.model_name!r}: lgae has the methods {methods.NAMES}.')
   for name in ('image_size', 'channels', 'shuffle_buffer', 'prefetch'):
     need(d[name] > 0, f'config.dataset.{name}={d[name]} must be > 0.')
   need(bool(d.name), 'config.dataset.name is empty: name a tfds dataset (e.g. mnist).')
@@ -142,39 +158,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
        'white pixel: 255 for most datasets, 1 for dSprites).')
   need(d.resize in RESIZE_METHODS,
        f'config.dataset.resize={d.resize!r} must be one of {RESIZE_METHODS}.')
-  for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
-    need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
-  for name in ('encoder_features', 'decoder_features', 'decoder_upsample', 'generator_hidden',
-               'discriminator_hidden'):
-    need(_positive_ints(m[name]) and len(m[name]) > 0,
-         f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
-  need(0.0 <= m.batch_norm_momentum < 1.0,
-       f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
-
-  # Image geometry: the encoder must reduce the image exactly to 1x1 (the
-  # tables' last conv feeds fc-o<latent>) and the decoder must rebuild it.
-  if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
-    side = m.encoder_stride ** len(m.encoder_features)
-    need(d.image_size == side,
-         f'config.dataset.image_size={d.image_size}: the encoder has '
-         f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes {side}x{side}'
-         ' images; change image_size or model.encoder_features.')
-    need(m.encoder_kernel >= m.encoder_stride and (m.encoder_kernel - m.encoder_stride) % 2 == 0,
-         f'config.model.encoder_kernel={m.encoder_kernel} must be >= encoder_stride and differ '
-         'from it by an even number (symmetric padding).')
-  if _positive_ints(m.decoder_upsample) and _positive_ints(m.decoder_features):
-    need(len(m.decoder_upsample) == len(m.decoder_features) + 1,
-         f'config.model.decoder_upsample has {len(m.decoder_upsample)} factors; it needs one per '
-         f'decoder_features entry ({len(m.decoder_features)}) plus one for the output conv.')
-    need(math.prod(m.decoder_upsample) == d.image_size,
-         f'config.model.decoder_upsample={tuple(m.decoder_upsample)} multiplies to '
-         f'{math.prod(m.decoder_upsample)}, but the decoder must output '
-         f'dataset.image_size={d.image_size}.')
-  need(m.decoder_kernel % 2 == 1,
-       f'config.model.decoder_kernel={m.decoder_kernel} must be odd (SAME padding, as p1 for 3x3).')
-  need(m.decoder_upsample_conv in DECODER_UPSAMPLE_CONV,
-       f'config.model.decoder_upsample_conv={m.decoder_upsample_conv!r} must be one of '
-       f'{DECODER_UPSAMPLE_CONV}.')
+  method = _method_or_none(config.model_name)
+  if method is not None:
+    method.validate(config, need)
 
   # Code layout.
   need(c.noise_dim >= 0, f'config.codes.noise_dim={c.noise_dim} must be >= 0.')

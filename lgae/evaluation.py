@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import checkpointing, disentanglement, input_pipeline, latent, metrics, parallel, plots
+from lgae import checkpointing, disentanglement, input_pipeline, latent, methods, metrics
+from lgae import parallel, plots
 from lgae import classifier as classifier_lib
 from lgae import state as state_lib
 
@@ -71,30 +72,29 @@ def has_class_labels(config: ml_collections.ConfigDict) -> bool:
 # -----------------------------------------------------------------------------
 
 
-def eval_outputs(state: state_lib.LatentGANState, images: jax.Array) -> dict[str, jax.Array]:
-  """Per-example outputs: Q's Cat(K) prediction on Enc(x) and reconstruction error.
+def eval_outputs(state, images: jax.Array) -> dict[str, jax.Array]:
+  """Per-example outputs of the state's method on real images (inference mode).
 
-  The autoencoder runs in inference mode (BatchNorm running averages).
+  Returns {'clusters': [N, num_cat_codes] int32 (argmax of each Cat head; the
+  first is the Table 1 assignment), 'z': [N, D] the method's representation}
+  and, for methods with a decoder, 'sq_err': [N] per-example reconstruction MSE.
   """
-  z, recon = state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
-                               images, train=False)
-  out = state.disc.apply_fn({'params': state.disc.params}, z)
+  out = methods.for_state(state).eval_outputs(state, images)
   cat_logits = out['cat_logits']
   clusters = (jnp.stack([jnp.argmax(l, axis=-1) for l in cat_logits], axis=1)
               if cat_logits else jnp.zeros((images.shape[0], 0), jnp.int32))
-  # recon_mse's one home: per-example mean squared error on device (so no
-  # image leaves the devices); `evaluate` averages it over the unpadded
-  # examples. Tested against an independent numpy computation.
-  sq_err = jnp.mean(jnp.square(images - recon), axis=(1, 2, 3))
-  return {'clusters': clusters.astype(jnp.int32), 'sq_err': sq_err, 'z': z}
+  result = {'clusters': clusters.astype(jnp.int32), 'z': out['z']}
+  if 'recon' in out:
+    # recon_mse's one home: per-example mean squared error on device (so no
+    # image leaves the devices); `evaluate` averages it over the unpadded
+    # examples. Tested against an independent numpy computation.
+    result['sq_err'] = jnp.mean(jnp.square(images - out['recon']), axis=(1, 2, 3))
+  return result
 
 
-def generate_from_codes(state: state_lib.LatentGANState, codes: latent.Codes,
-                        layout: latent.CodeLayout) -> jax.Array:
-  """Dec(G(codes)): [N, H, W, C] images in [-1, 1] (decoder in inference mode)."""
-  z = state.gen.apply_fn({'params': state.gen.params}, latent.generator_input(codes, layout))
-  return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
-                           z, method='decode')
+def generate_from_codes(state, codes: latent.Codes, layout: latent.CodeLayout) -> jax.Array:
+  """Generated images [N, H, W, C] in [-1, 1] (LatentGAN-AE: Dec(G(codes)))."""
+  return methods.for_state(state).generate(state, codes, layout)
 
 
 # Jitted once per code layout; the state's shardings decide where it runs.
@@ -102,11 +102,14 @@ decode_codes = jax.jit(generate_from_codes, static_argnames='layout')
 
 
 @jax.jit
-def reconstruct(state: state_lib.LatentGANState, images: jax.Array) -> jax.Array:
-  """Dec(Enc(x)) in inference mode."""
-  _, recon = state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
-                               images, train=False)
-  return recon
+def reconstruct(state, images: jax.Array) -> jax.Array:
+  """Dec(Enc(x)) in inference mode (methods with a decoder only)."""
+  return methods.for_state(state).eval_outputs(state, images)['recon']
+
+
+def has_decoder(state) -> bool:
+  """Whether the state's method reconstructs images (eval_outputs has 'recon')."""
+  return methods.for_state(state).has_decoder
 
 
 def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -> latent.Codes:
@@ -125,7 +128,7 @@ def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -
 def _jitted_generate_latents(mesh: jax.sharding.Mesh, layout: latent.CodeLayout, seed: int):
   def generate(state, indices):
     codes = generation_codes(indices, layout, seed)
-    return state.gen.apply_fn({'params': state.gen.params}, latent.generator_input(codes, layout))
+    return methods.for_state(state).generated_latents(state, codes, layout)
   return jax.jit(generate, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  out_shardings=parallel.replicated(mesh))
 
@@ -156,15 +159,18 @@ def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   """Runs `eval_outputs` over a whole split; returns unpadded numpy arrays.
 
   Returns:
-    {'labels': [N], 'clusters': [N, num_cat_codes], 'sq_err': [N], 'z': [N, latent]},
-    plus 'features' and 'recon_features': [N, F] (the classifier's features of
-    x and of Dec(Enc(x))) if `classifier` is given,
+    {'labels': [N], 'clusters': [N, num_cat_codes], 'z': [N, D]}, 'sq_err': [N]
+    for methods with a decoder, plus 'features' (and, with a decoder,
+    'recon_features'): [N, F] (the classifier's features of x and of
+    Dec(Enc(x))) if `classifier` is given,
     and 'factors': [N, num_factors] where the dataset has ground-truth factors.
   """
   parallel.check_divisible(config.eval_batch_size, mesh, field='eval_batch_size')
   fn = _jitted_eval_outputs(mesh)
-  keys = ('clusters', 'sq_err', 'z') + (
-      ('features', 'recon_features') if classifier is not None else ())
+  decoder = has_decoder(state)
+  keys = ('clusters', 'z') + (('sq_err',) if decoder else ()) + (
+      ('features',) if classifier is not None else ()) + (
+      ('recon_features',) if classifier is not None and decoder else ())
   parts = {k: [] for k in ('labels',) + keys}
   for batch in input_pipeline.eval_iterator(config, split=split, **parallel.process_shard()):
     # Each process holds its rows; labels and mask come back whole (to_host),
@@ -173,7 +179,8 @@ def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     out = fn(state, placed['image'])
     if classifier is not None:
       out['features'] = classifier.features(placed['image'])
-      out['recon_features'] = classifier.features(reconstruct(state, placed['image']))
+      if decoder:
+        out['recon_features'] = classifier.features(reconstruct(state, placed['image']))
     out['label'], out['mask'] = placed['label'], placed['mask']
     if 'factors' in placed:
       out['factors'] = placed['factors']
@@ -255,9 +262,10 @@ def generated_latents(state: state_lib.LatentGANState, config: ml_collections.Co
 def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
                        mesh: jax.sharding.Mesh, test_z: np.ndarray,
                        test_labels: np.ndarray | None) -> dict[str, float]:
-  """Why a run clusters as it does, measured in latent space.
+  """Why a run clusters as it does, measured in the representation space.
 
-  * `latent_frechet_distance`, `latent_precision`, `latent_recall`: G(p, c)
+  * `latent_frechet_distance`, `latent_precision`, `latent_recall` (methods
+    with a generator in that space, the LatentGAN-AE's G): G(p, c)
     against Enc(x) of the eval split (Frechet distance of fitted Gaussians;
     k-NN precision/recall on up to 5000 points each). Q is trained on G's
     latents and applied to the encoder's: where they differ, Q's
@@ -268,15 +276,16 @@ def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.C
     test latent's 10 nearest test latents with its label, what a
     neighbour-consistency term (`config.loss.neighbour_weight`) can exploit.
   """
-  fake_z = generated_latents(state, config, mesh, len(test_z))
-  scores = {'latent_frechet_distance': metrics.frechet_distance(test_z, fake_z)}
-  rng = np.random.default_rng(int(config.seed))
-  pick = lambda x: x[rng.permutation(len(x))[:_PRECISION_RECALL_POINTS]]
-  pr = metrics.knn_precision_recall(pick(test_z), pick(fake_z))
-  scores.update(latent_precision=pr['precision'], latent_recall=pr['recall'])
+  scores = {}
+  if methods.for_state(state).has_latent_generator:
+    fake_z = generated_latents(state, config, mesh, len(test_z))
+    scores['latent_frechet_distance'] = metrics.frechet_distance(test_z, fake_z)
+    rng = np.random.default_rng(int(config.seed))
+    pick = lambda x: x[rng.permutation(len(x))[:_PRECISION_RECALL_POINTS]]
+    pr = metrics.knn_precision_recall(pick(test_z), pick(fake_z))
+    scores.update(latent_precision=pr['precision'], latent_recall=pr['recall'])
   if test_labels is not None and config.codes.categorical:
-    from lgae import latent_cache  # pylint: disable=g-import-not-at-top
-    train_z, _ = latent_cache.encode_split(state, config, mesh, config.dataset.train_split)
+    train_z = collect(state, config, mesh, split=config.dataset.train_split)['z']
     ceiling = metrics.latent_clustering_ceiling(
         train_z, test_z, test_labels, int(config.codes.categorical[0]), seed=int(config.seed))
     scores.update(latent_kmeans_error=ceiling['kmeans_error'],
@@ -318,7 +327,7 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
   Generation scores need `classifier`; without it they are omitted.
   """
   outputs = collect(state, config, mesh, split=split, classifier=classifier)
-  scores = {'recon_mse': float(np.mean(outputs['sq_err']))}
+  scores = {'recon_mse': float(np.mean(outputs['sq_err']))} if 'sq_err' in outputs else {}
   mapping = None
   if outputs['clusters'].shape[1] and len(outputs['z']) > 1:
     # Label-free, so it can compare runs or restarts without labels: how often
@@ -332,9 +341,10 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     scores.update(metrics.clustering_scores(outputs['labels'], clusters,
                                             num_clusters=num_clusters))
     mapping = metrics.hungarian_mapping(outputs['labels'], clusters)
-  if classifier is not None:
+  if classifier is not None and 'recon_features' in outputs:
     scores['recon_frechet_distance'] = metrics.frechet_distance(outputs['features'],
                                                                 outputs['recon_features'])
+  if classifier is not None:
     scores.update(generation_scores(state, config, mesh, classifier, outputs['features'],
                                     mapping))
   if 'factors' in outputs:

@@ -1,9 +1,11 @@
-"""The three pure-functional train states, bundled in one pytree.
+"""Train states: the LatentGAN-AE's three, bundled in one pytree, and what every method shares.
 
 `LatentGANState` holds the autoencoder (with BatchNorm statistics), the
 generator and the discriminator/Q states, the global step and the RNG key from
 which every random draw of a step is derived (`fold_in(rng, step)`). It is a
-plain pytree: jit, shard, donate and checkpoint it whole.
+plain pytree: jit, shard, donate and checkpoint it whole. `create_state` and
+`abstract_state` build the state of any method (`lgae.methods`), by
+`config.model_name`; `AutoencoderState` and `make_optimizer` serve them all.
 """
 
 import functools
@@ -88,24 +90,28 @@ def init_state(key: jax.Array, config: ml_collections.ConfigDict,
   )
 
 
-def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-                 models=None) -> LatentGANState:
-  """A fresh state from `config.seed`, initialised directly on the mesh, replicated."""
-  models = models or models_lib.build_models(config)
-  init = functools.partial(init_state, config=config, models=models)
+def _method_init(config: ml_collections.ConfigDict, models):
+  """`init_state` of `config.model_name`'s method, with its models bound."""
+  # Imported here: the methods import this module for the shared pieces above.
+  from lgae import methods  # pylint: disable=g-import-not-at-top
+  method = methods.for_config(config)
+  models = models or method.build_models(config)
+  return functools.partial(method.init_state, config=config, models=models)
+
+
+def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, models=None):
+  """A fresh state of `config.model_name`'s method from `config.seed`, on the mesh, replicated."""
+  init = _method_init(config, models)
   return jax.jit(init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(config.seed))
 
 
-def abstract_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-                   models=None) -> LatentGANState:
+def abstract_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, models=None):
   """Shapes, dtypes and (replicated) shardings of the state, allocating nothing.
 
   The restore target for checkpoints: it places a restored state on `mesh`
   whatever the device count it was saved from.
   """
-  models = models or models_lib.build_models(config)
-  init = functools.partial(init_state, config=config, models=models)
-  shapes = jax.eval_shape(init, jax.random.PRNGKey(config.seed))
+  shapes = jax.eval_shape(_method_init(config, models), jax.random.PRNGKey(config.seed))
   return parallel.with_sharding(shapes, parallel.replicated(mesh))
 
 

@@ -26,12 +26,12 @@ from lgae import (
   input_pipeline,
   interrupts,
   latent_cache,
+  methods,
   metric_writers,
   parallel,
 )
 from lgae import workdir as workdir_lib
 from lgae import classifier as classifier_lib
-from lgae import models as models_lib
 from lgae import state as state_lib
 from lgae import train_step as train_step_lib
 
@@ -88,7 +88,7 @@ def take_pretrained_autoencoder(state: state_lib.LatentGANState,
 
 def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None):
   """The latest checkpoint's state if there is one, else a fresh one."""
-  models = models or models_lib.build_models(config)
+  models = models or methods.for_config(config).build_models(config)
   if checkpointer.latest_step() is None:
     state = state_lib.create_state(config, mesh, models)
     if config.schedule == 'two_stage' and config.two_stage.autoencoder_workdir:
@@ -137,9 +137,8 @@ def _signal_name(stop: interrupts.StopOnSignal) -> str:
   return stop.signal_name or 'a signal (on another process of this run)'
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> state_lib.LatentGANState:
-  """Trains (or resumes) the LatentGAN-AE described by `config` in `workdir`.
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Trains (or resumes) the method `config.model_name` described by `config` in `workdir`.
 
   Args:
     config: a config from `configs/` (validated here before anything compiles).
@@ -210,7 +209,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
   # and cached; None where the dataset has no classifier recipe.
   classifier = (classifier_lib.get_or_train_classifier(config)
                 if config.eval_generation else None)
-  models = models_lib.build_models(config)
+  models = methods.for_config(config).build_models(config)
   total_steps = num_train_steps(config)
   checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
   state = restore_or_create_state(config, mesh, checkpointer, models)

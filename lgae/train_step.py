@@ -226,9 +226,14 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
 
 
 def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """Jits `train_step` for `mesh`: state replicated (and donated), batch split."""
-  layout = latent.CodeLayout.from_config(config)
-  step = functools.partial(train_step, config=config, layout=layout)
+  """Jits the combined step of `config.model_name`'s method for `mesh`.
+
+  State replicated (and donated), batch split over the devices. For the
+  LatentGAN-AE that step is `train_step` above.
+  """
+  # Imported here: the methods import this module (the LatentGAN-AE's steps).
+  from lgae import methods  # pylint: disable=g-import-not-at-top
+  step = functools.partial(methods.for_config(config).train_step, config=config)
   replicated = parallel.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)

@@ -125,7 +125,7 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
 
   Files: `samples_by_category.png` (first Cat code) and
   `samples_by_category_<i>.png` for Cat codes i = 2, 3, ...;
-  `traverse_u<i>.png` per continuous code; `reconstructions.png`.
+  `traverse_u<i>.png` per continuous code; `reconstructions.png` (methods with a decoder).
 
   Args:
     state: the train state.
@@ -173,6 +173,8 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
         'other codes fixed per row')
     paths.append(path)
 
+  if not evaluation.has_decoder(state):   # e.g. InfoGAN: nothing to reconstruct with.
+    return paths
   columns = min(num_columns, len(images))
   images = images[:len(images) // columns * columns]
   grid = reconstructions(state, config, images, columns)

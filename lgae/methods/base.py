@@ -1,0 +1,112 @@
+"""What a method (LatentGAN-AE, InfoGAN, AAE, ...) provides to the shared infrastructure.
+
+The input pipeline, sharding, checkpointing, the training loop, metric writers,
+evaluation, traversals, validation and the CLIs are written once; each method
+is one module of `lgae.methods` that subclasses `Method`, plus one config in
+`configs/` with `config.model_name` set to the method's `name`.
+
+A method's train state is any pytree whose root has `step` (int32 scalar, the
+number of combined updates done) and `rng` (the base key: step `s` draws from
+`fold_in(rng, s)`), so that a step is a pure function of (state, batch):
+resumable and identical on 1 or N devices. Its class identifies the method
+(`lgae.methods.for_state`), so evaluation and plotting need no config to
+dispatch.
+
+`config.model` describes the networks of `config.model_name`: its fields (the
+schema that `lgae.config_validation` checks) are the method's `model_config()`.
+`config.codes` is the layout of the codes that `generate` decodes (noise,
+Cat(K) codes, U(-1, 1) codes; `lgae.latent`). The other groups (dataset,
+optimizer, loss, schedule) are shared; a method says in `validate` which of
+their values it cannot use.
+"""
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import ml_collections
+
+from lgae import latent
+
+Metrics = dict[str, jax.Array]
+State = Any   # a pytree with `step` and `rng` (see the module docstring).
+Need = Callable[[bool, str], None]   # need(ok, message): records `message` if not ok.
+
+
+class Method(abc.ABC):
+  """One system: its networks, its state, its combined step, and what evaluation needs."""
+
+  # The value of config.model_name that selects this method.
+  name: ClassVar[str]
+  # The state class (a flax.struct.PyTreeNode) this method's init_state returns.
+  state_type: ClassVar[type]
+  # Whether eval_outputs returns 'recon' (reconstruction scores and figures).
+  has_decoder: ClassVar[bool] = False
+  # Whether generated_latents is implemented (a generator in representation space).
+  has_latent_generator: ClassVar[bool] = False
+
+  # --- Configuration -------------------------------------------------------
+
+  @abc.abstractmethod
+  def model_config(self) -> ml_collections.ConfigDict:
+    """The fields (with defaults, commented) of `config.model` for this method."""
+
+  def validate(self, config: ml_collections.ConfigDict, need: Need) -> None:
+    """Method-specific value checks; call `need(ok, message)` for each.
+
+    Messages name the field as `config.<dotted name>` and say what to do.
+    """
+
+  # --- Networks and state ----------------------------------------------------
+
+  @abc.abstractmethod
+  def build_models(self, config: ml_collections.ConfigDict) -> Any:
+    """The method's flax modules (any structure), built from `config`."""
+
+  @abc.abstractmethod
+  def init_state(self, key: jax.Array, config: ml_collections.ConfigDict, models: Any) -> State:
+    """A fresh state at step 0. Pure: the caller wraps it in jit / eval_shape."""
+
+  @abc.abstractmethod
+  def train_step(self, state: State, batch: dict[str, jax.Array], *,
+                 config: ml_collections.ConfigDict) -> tuple[State, Metrics]:
+    """One combined update of every network on one global batch (`batch['image']`).
+
+    Pure: every random draw comes from fold_in(state.rng, state.step); returns
+    the state at step + 1 and scalar metrics (losses) for logging.
+    """
+
+  # --- What evaluation and the figures need ----------------------------------
+
+  def code_layout(self, config: ml_collections.ConfigDict) -> latent.CodeLayout:
+    """The codes `generate` takes (default: `config.codes`)."""
+    return latent.CodeLayout.from_config(config)
+
+  @abc.abstractmethod
+  def eval_outputs(self, state: State, images: jax.Array) -> dict[str, Any]:
+    """Inference-mode outputs on real images.
+
+    Returns:
+      {'z': [N, D] the representation scored by the neighbour and
+       disentanglement metrics, 'cat_logits': tuple of [N, K] (the first is
+       the cluster assignment, argmax; empty tuple if none)} and, for methods
+       with a decoder, 'recon': [N, H, W, C] Dec(Enc(x)).
+    """
+
+  @abc.abstractmethod
+  def generate(self, state: State, codes: latent.Codes, layout: latent.CodeLayout) -> jax.Array:
+    """Images [N, H, W, C] in [-1, 1] from codes of `layout` (inference mode)."""
+
+  def generated_latents(self, state: State, codes: latent.Codes,
+                        layout: latent.CodeLayout) -> jax.Array | None:
+    """The representation space's fakes for `codes` (a latent GAN's G(p, c)), or None.
+
+    Used by the latent diagnostics (G's fit of the encoder's latents); None
+    where the method has no generator in representation space.
+    """
+    del state, codes, layout
+    return None
+
+  def __repr__(self) -> str:
+    return f'<lgae method {self.name!r}>'

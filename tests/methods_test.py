@@ -1,0 +1,132 @@
+"""Every method behind one interface: the real CLIs, 1-vs-4 devices, dispatch, refusals.
+
+Each method's own losses and shapes are tested in its own file
+(`infogan_test.py`, `aae_test.py`; the LatentGAN-AE's in `train_step_test.py`
+and others); here the shared infrastructure is run on all of them.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import aae_mnist, infogan_mnist, mnist
+from lgae import checkpointing, config_validation, evaluation, methods, parallel, train_step
+from lgae import state as state_lib
+from tests import fake_mnist, parallel_test
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# (config file, module, the figures `experiments.traverse` draws for it).
+METHOD_CONFIGS = {
+    'latentgan_ae': ('configs/mnist.py', mnist,
+                     ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
+                      'reconstructions.png']),
+    'infogan': ('configs/infogan_mnist.py', infogan_mnist,
+                ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png']),
+    # The AAE has no U codes (its style is the noise block): no traversal figures.
+    'aae': ('configs/aae_mnist.py', aae_mnist, ['samples_by_category.png', 'reconstructions.png']),
+}
+
+
+def test_every_method_has_a_config_and_is_found_by_name_and_by_state():
+  assert set(METHOD_CONFIGS) == set(methods.NAMES)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  for name, (_, module, _) in METHOD_CONFIGS.items():
+    config = module.get_config('smoke')
+    assert config.model_name == name
+    config_validation.validate(config, num_devices=4, check_dataset=False)
+    state = state_lib.create_state(config, mesh)
+    assert methods.for_state(state) is methods.get(name) is methods.for_config(config)
+    assert int(state.step) == 0
+
+
+def test_a_field_of_another_methods_model_is_an_unknown_field():
+  config = infogan_mnist.get_config('smoke')
+  with config.unlocked():
+    config.model.encoder_features = (8, 8)   # a LatentGAN-AE field
+  with pytest.raises(config_validation.ConfigError,
+                     match=r'config\.model\.encoder_features: unknown field'):
+    config_validation.validate(config, check_dataset=False)
+
+
+@pytest.mark.parametrize('name', ['infogan', 'aae'])
+def test_four_devices_match_one_device(name):
+  config = METHOD_CONFIGS[name][1].get_config('smoke')
+  one, m1, _ = parallel_test._run(config, jax.devices()[:1], num_steps=3)
+  four, m4, batch4 = parallel_test._run(config, jax.devices()[:4], num_steps=3)
+  assert len(batch4['image'].addressable_shards) == 4
+  assert parallel_test._paths(one) == parallel_test._paths(four) and set(m1) == set(m4)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+  for k in m1:
+    np.testing.assert_allclose(m1[k], m4[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_make_train_step_runs_the_configs_method():
+  """The jitted step is the method's: its metrics are the method's own."""
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  keys = {}
+  for name in ('latentgan_ae', 'aae'):
+    config = METHOD_CONFIGS[name][1].get_config('smoke')
+    state = state_lib.create_state(config, mesh)
+    images = np.zeros((config.batch_size, 32, 32, 1), np.float32)
+    _, metrics = train_step.make_train_step(config, mesh)(
+        state, parallel.shard_batch({'image': images}, mesh))
+    keys[name] = set(metrics)
+  assert 'recon_loss' in keys['latentgan_ae'] and 'mi_cat_loss' in keys['latentgan_ae']
+  assert 'd_style_loss' in keys['aae'] and 'mi_cat_loss' not in keys['aae']
+
+
+@pytest.fixture(scope='module')
+def data_env(tmp_path_factory):
+  root = tmp_path_factory.mktemp('methods_cli')
+  data_dir = fake_mnist.prepare(str(root), 256, 40)
+  return root, dict(os.environ, TFDS_DATA_DIR=data_dir, PYTHONPATH=str(REPO))
+
+
+def _cli(env, module, *args):
+  result = subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, f'{module} {args}:\n{result.stderr[-3000:]}'
+  return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['infogan', 'aae'])
+def test_main_evaluate_traverse_through_the_real_cli(name, data_env):
+  """The acceptance commands of a new method, on a tiny on-disk MNIST."""
+  root, env = data_env
+  path, _, figures = METHOD_CONFIGS[name]
+  workdir, out = root / name, root / f'{name}_figures'
+  _cli(env, 'experiments.main', f'--config={path}:smoke', f'--workdir={workdir}')
+  assert checkpointing.Checkpointer(str(workdir), read_only=True).all_steps()[-1] == 6
+  _cli(env, 'experiments.evaluate', f'--workdir={workdir}')
+  with open(workdir / 'eval.json') as f:
+    scores = json.load(f)
+  assert tuple(scores) == evaluation.CHECKPOINT_METRIC_KEYS and scores['step'] == 6
+  for key in ('test_error_hungarian', 'test_error_majority', 'nmi', 'frechet_distance',
+              'generated_label_accuracy', 'cluster_neighbour_agreement'):
+    assert isinstance(scores[key], float), key
+  decoder = methods.get(name).has_decoder
+  assert isinstance(scores['recon_mse'], float) == decoder
+  assert isinstance(scores['recon_frechet_distance'], float) == decoder
+  stdout = _cli(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={out}')
+  assert sorted(os.listdir(out)) == sorted(figures)
+  assert stdout.split() == [str(out / f) for f in figures]
+
+
+def test_a_workdir_of_another_method_is_refused(tmp_path):
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  config = infogan_mnist.get_config('smoke')
+  writer = checkpointing.Checkpointer(str(tmp_path))
+  writer.save(0, state_lib.create_state(config, mesh), config)
+  writer.close()
+  reader = checkpointing.Checkpointer(str(tmp_path), read_only=True)
+  with pytest.raises(checkpointing.CheckpointError, match=r"config\.model_name=infogan"):
+    checkpointing.check_resumable(reader.restore_config(), aae_mnist.get_config('smoke'))
+  reader.close()
