@@ -12,7 +12,7 @@ that clustering once, when the two-stage cache is built, and
 real latents against it to D/Q's loss. The classifier stays Q(Enc(x)); the
 clustering it learns comes from the teacher, which reads no label.
 
-umap-learn is an optional dependency (`pip install 'lgae[umap]'`).
+umap-learn is a dependency of lgae (setup.cfg).
 """
 
 import warnings
@@ -30,8 +30,9 @@ def _umap():
     import umap  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise TeacherUnavailableError(
-        "config.loss.teacher_weight > 0 needs umap-learn: pip install 'lgae[umap]' (or "
-        'umap-learn), or set --config.loss.teacher_weight=0.') from e
+        'config.loss.teacher_weight > 0 needs umap-learn, a dependency of lgae that is '
+        'missing here: pip install umap-learn (or reinstall lgae), or set '
+        '--config.loss.teacher_weight=0.') from e
   return umap
 
 

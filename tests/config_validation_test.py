@@ -340,19 +340,20 @@ def test_parse_flags_passes_good_flags_through():
   assert isinstance(holder.value, ml_collections.ConfigDict)
 
 
-def test_mnist_best_teacher_is_best_plus_the_teacher():
-  best, teacher = mnist.get_config('best'), mnist.get_config('best_teacher')
-  config_validation.validate(teacher, num_devices=4)
-  assert teacher.loss.teacher_weight > 0
-  with teacher.unlocked():
-    teacher.loss.teacher_weight = best.loss.teacher_weight
-  assert teacher.to_dict() == best.to_dict()
-
-
-def test_mnist_best_is_valid_and_keeps_the_paper_networks():
-  best, paper = mnist.get_config('best'), mnist.get_config('paper')
+def test_mnist_best_is_neighbour_plus_the_teacher_and_best_teacher_its_old_name():
+  best, neighbour = mnist.get_config('best'), mnist.get_config('neighbour')
   config_validation.validate(best, num_devices=4)
+  assert mnist.get_config('best_teacher').to_dict() == best.to_dict()
+  assert best.loss.teacher_weight > 0 and neighbour.loss.teacher_weight == 0
+  with best.unlocked():
+    best.loss.teacher_weight = neighbour.loss.teacher_weight
+  assert best.to_dict() == neighbour.to_dict()
+
+
+def test_mnist_neighbour_is_valid_and_keeps_the_paper_networks():
+  neighbour, paper = mnist.get_config('neighbour'), mnist.get_config('paper')
+  config_validation.validate(neighbour, num_devices=4)
   # Same Table-2 networks and code layout: only the schedule and Q's extra term differ.
-  assert best.model.to_dict() == paper.model.to_dict()
-  assert best.codes.to_dict() == paper.codes.to_dict()
-  assert best.schedule == 'two_stage' and best.loss.neighbour_weight > 0
+  assert neighbour.model.to_dict() == paper.model.to_dict()
+  assert neighbour.codes.to_dict() == paper.codes.to_dict()
+  assert neighbour.schedule == 'two_stage' and neighbour.loss.neighbour_weight > 0
