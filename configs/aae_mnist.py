@@ -35,10 +35,7 @@ def get_config(variant: str = 'k16'):
   """Returns the AAE MNIST config: 'k16' (paper row), 'k32' or 'smoke' (tests)."""
   config = common.get_base_config()
   config.model_name = 'aae'
-  config.dataset.name = 'mnist'
-  config.dataset.image_size = 32     # 28x28 digits zero-padded (background) to 32x32.
-  config.dataset.resize = 'pad'
-  config.dataset.channels = 1
+  common.use_padded_mnist(config)
 
   # The AAE's own networks (encoder/decoder/discriminator widths, adversarial
   # weight), replacing the LatentGAN-AE's fields.
@@ -103,14 +100,5 @@ def apply_smoke(config):
   config.model.encoder_hidden = (32, 32)
   config.model.decoder_hidden = (32, 32)
   config.model.discriminator_hidden = (32, 32)
-  config.batch_size = 16
-  config.eval_batch_size = 32
-  config.num_epochs = 1
-  config.num_train_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 3
-  config.eval_every_steps = 3
-  config.eval_generation = False   # no classifier training on tiny data.
-  config.dataset.shuffle_buffer = 256
-  config.dataset.prefetch = 1
+  common.shrink_schedule_for_smoke(config)
 

@@ -160,3 +160,28 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.eval_latent_diagnostics = True
   config.max_checkpoints_to_keep = 3
   return config
+
+
+def use_padded_mnist(config: ml_collections.ConfigDict) -> None:
+  """MNIST as every MNIST config reads it: 28x28 digits zero-padded to 1x32x32."""
+  config.dataset.name = 'mnist'
+  config.dataset.image_size = 32     # 28x28 digits zero-padded (background) to 32x32.
+  config.dataset.resize = 'pad'
+  config.dataset.channels = 1
+
+
+def shrink_schedule_for_smoke(config: ml_collections.ConfigDict) -> None:
+  """The schedule of every ':smoke' variant: 6 steps of batch 16, seconds long.
+
+  Each config's `apply_smoke` shrinks its own networks and then calls this.
+  """
+  config.batch_size = 16
+  config.eval_batch_size = 32
+  config.num_epochs = 1
+  config.num_train_steps = 6
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 3
+  config.eval_every_steps = 3
+  config.eval_generation = False   # no classifier training on tiny data.
+  config.dataset.shuffle_buffer = 256
+  config.dataset.prefetch = 1

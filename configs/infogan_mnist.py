@@ -26,10 +26,7 @@ def get_config(variant: str = 'paper'):
   """Returns the InfoGAN MNIST config; `variant='smoke'` shrinks it for tests."""
   config = common.get_base_config()
   config.model_name = 'infogan'
-  config.dataset.name = 'mnist'
-  config.dataset.image_size = 32     # 28x28 digits zero-padded (background) to 32x32.
-  config.dataset.resize = 'pad'
-  config.dataset.channels = 1
+  common.use_padded_mnist(config)
 
   # InfoGAN's own networks replace the LatentGAN-AE's fields (none of them applies).
   config.model = infogan.InfoGAN().model_config()
@@ -81,13 +78,4 @@ def apply_smoke(config):
   config.model.discriminator_features = (8, 16)
   config.model.discriminator_fc = 32
   config.model.q_hidden = 16
-  config.batch_size = 16
-  config.eval_batch_size = 32
-  config.num_epochs = 1
-  config.num_train_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 3
-  config.eval_every_steps = 3
-  config.eval_generation = False   # no classifier training on tiny data.
-  config.dataset.shuffle_buffer = 256
-  config.dataset.prefetch = 1
+  common.shrink_schedule_for_smoke(config)

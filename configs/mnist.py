@@ -27,12 +27,9 @@ from configs import common
 def get_config(variant: str = 'paper'):
   """Returns the MNIST config; `variant='smoke'` shrinks it for tests."""
   config = common.get_base_config()
-  config.dataset.name = 'mnist'
-  config.dataset.image_size = 32     # 28x28 digits zero-padded (background) to 32x32.
-  config.dataset.resize = 'pad'
   # Table 2's last decoder row says o3, but MNIST is 1-channel and the loss is
   # MSE against the 1x32x32 input, so the decoder outputs dataset.channels = 1.
-  config.dataset.channels = 1
+  common.use_padded_mnist(config)
 
   config.model.latent_dim = 64
   config.model.encoder_features = (16, 32, 64, 128, 128)
@@ -107,13 +104,4 @@ def apply_smoke(config):
   config.model.decoder_features = tuple(min(f, 8) for f in config.model.decoder_features)
   config.model.generator_hidden = (32, 32)
   config.model.discriminator_hidden = (32, 16)
-  config.batch_size = 16
-  config.eval_batch_size = 32
-  config.num_epochs = 1
-  config.num_train_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 3
-  config.eval_every_steps = 3
-  config.eval_generation = False   # no classifier training on tiny data.
-  config.dataset.shuffle_buffer = 256
-  config.dataset.prefetch = 1
+  common.shrink_schedule_for_smoke(config)
