@@ -99,6 +99,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # the U(-1, 1) codes; its width is noise_dim + sum(K) + num_continuous.
   config.codes = ml_collections.ConfigDict()
   config.codes.noise_dim = 64
+  # The noise block's prior: 'normal' (N(0, I): the paper's p) or 'uniform'
+  # (U(-1, 1): InfoGAN's reference code, configs/infogan_mnist.py).
+  config.codes.noise = 'normal'
   config.codes.categorical = (10,)
   config.codes.num_continuous = 2
   # The table's G input width ("Input in R^76"), checked against the layout.

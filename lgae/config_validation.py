@@ -164,6 +164,8 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
 
   # Code layout.
   need(c.noise_dim >= 0, f'config.codes.noise_dim={c.noise_dim} must be >= 0.')
+  need(c.noise in ('normal', 'uniform'),
+       f"config.codes.noise={c.noise!r} must be 'normal' or 'uniform'.")
   need(c.num_continuous >= 0, f'config.codes.num_continuous={c.num_continuous} must be >= 0.')
   need(isinstance(c.categorical, Sequence) and all(_is_int(k) and k >= 2 for k in c.categorical),
        f'config.codes.categorical={tuple(c.categorical)}: every Cat(K) needs an int K >= 2.')

@@ -20,7 +20,9 @@ class CodeLayout:
   """How G's input is made up.
 
   Attributes:
-    noise_dim: width of the N(0, I) noise block.
+    noise_dim: width of the noise block.
+    noise: its prior: 'normal' (N(0, I), the LatentGAN-AE paper's p) or
+      'uniform' (U(-1, 1), InfoGAN's reference code).
     categorical: K of each Cat(K) code.
     num_continuous: number of U(-1, 1) codes.
   """
@@ -28,12 +30,14 @@ class CodeLayout:
   noise_dim: int
   categorical: tuple[int, ...]
   num_continuous: int
+  noise: str = 'normal'
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'CodeLayout':
     c = config.codes
+    # .get: configs saved before `codes.noise` existed drew N(0, I).
     return cls(noise_dim=int(c.noise_dim), categorical=tuple(int(k) for k in c.categorical),
-               num_continuous=int(c.num_continuous))
+               num_continuous=int(c.num_continuous), noise=str(c.get('noise', 'normal')))
 
   @property
   def input_dim(self) -> int:
@@ -58,9 +62,12 @@ class Codes:
 
 
 def sample(key: jax.Array, layout: CodeLayout, batch_size: int) -> Codes:
-  """Draws noise ~ N(0, I), each Cat code uniformly, each U code ~ U(-1, 1)."""
+  """Draws the noise from its prior, each Cat code uniformly, each U code ~ U(-1, 1)."""
   k_noise, k_cat, k_cont = jax.random.split(key, 3)
-  noise = jax.random.normal(k_noise, (batch_size, layout.noise_dim))
+  if layout.noise == 'uniform':
+    noise = jax.random.uniform(k_noise, (batch_size, layout.noise_dim), minval=-1.0, maxval=1.0)
+  else:
+    noise = jax.random.normal(k_noise, (batch_size, layout.noise_dim))
   cat_keys = jax.random.split(k_cat, max(len(layout.categorical), 1))
   categorical = jnp.stack(
       [jax.random.randint(k, (batch_size,), 0, n) for k, n in zip(cat_keys, layout.categorical)],

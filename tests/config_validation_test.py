@@ -143,6 +143,8 @@ BAD_CONFIGS = [
      r'config\.loss\.label_flip_prob=-0\.1 must be in \[0, 0\.5\)'),
     ('negative_lambda', lambda c: _set(c, 'loss.lambda_disc', -1.0), None,
      r'config\.loss\.lambda_disc=-1\.0 must be >= 0'),
+    ('unknown_noise_prior', lambda c: _set(c, 'codes.noise', 'laplace'), None,
+     r"config\.codes\.noise='laplace' must be 'normal' or 'uniform'"),
     ('negative_teacher_gan_steps', lambda c: _set(c, 'loss.teacher_gan_steps', -1), None,
      r'config\.loss\.teacher_gan_steps=-1 must be >= 0'),
     ('real_label_above_1', lambda c: _set(c, 'loss.real_label', 1.5), None,

@@ -254,3 +254,20 @@ def test_traversal_values(num, expected):
 def test_traversal_values_custom_range():
   """low/high override the endpoints."""
   np.testing.assert_allclose(latent.traversal_values(3, -1.0, 1.0), [-1.0, 0.0, 1.0])
+
+
+def test_noise_prior_is_the_layouts():
+  key = jax.random.PRNGKey(3)
+  normal = latent.sample(key, latent.CodeLayout(64, (10,), 2), 4096).noise
+  uniform = latent.sample(key, latent.CodeLayout(64, (10,), 2, noise='uniform'), 4096).noise
+  # The default is exactly the draw of earlier versions (checkpointed runs resume unchanged).
+  k_noise = jax.random.split(key, 3)[0]
+  np.testing.assert_array_equal(normal, jax.random.normal(k_noise, (4096, 64)))
+  assert float(jnp.min(uniform)) >= -1.0 and float(jnp.max(uniform)) <= 1.0
+  assert abs(float(jnp.var(uniform)) - 1 / 3) < 0.01 and abs(float(jnp.var(normal)) - 1) < 0.02
+
+
+def test_noise_prior_from_config():
+  from configs import infogan_mnist  # pylint: disable=g-import-not-at-top
+  assert latent.CodeLayout.from_config(infogan_mnist.get_config()).noise == 'uniform'
+  assert latent.CodeLayout.from_config(mnist.get_config()).noise == 'normal'
