@@ -169,8 +169,6 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
   need(c.num_continuous >= 0, f'config.codes.num_continuous={c.num_continuous} must be >= 0.')
   need(isinstance(c.categorical, Sequence) and all(_is_int(k) and k >= 2 for k in c.categorical),
        f'config.codes.categorical={tuple(c.categorical)}: every Cat(K) needs an int K >= 2.')
-  need(len(c.categorical) + c.num_continuous > 0,
-       'config.codes: no categorical and no continuous code; there is nothing for Q to learn.')
   if _positive_ints(tuple(c.categorical) or (1,)):
     width = c.noise_dim + sum(c.categorical) + c.num_continuous
     need(width == c.generator_input_dim,

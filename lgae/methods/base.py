@@ -110,3 +110,10 @@ class Method(abc.ABC):
 
   def __repr__(self) -> str:
     return f'<lgae method {self.name!r}>'
+
+
+def need_a_code_for_q(config: ml_collections.ConfigDict, need: Need) -> None:
+  """For methods with an InfoGAN Q head: at least one Cat or U code to infer."""
+  c = config.codes
+  need(len(c.categorical) + c.num_continuous > 0,
+       'config.codes: no categorical and no continuous code; there is nothing for Q to learn.')

@@ -208,6 +208,7 @@ class InfoGAN(base.Method):
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
     m, d, lc = config.model, config.dataset, config.loss
+    base.need_a_code_for_q(config, need)
     for name in ('generator_features', 'discriminator_features'):
       value = tuple(m[name])
       need(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value),

@@ -39,6 +39,7 @@ class LatentGANAE(base.Method):
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
     m, d = config.model, config.dataset
+    base.need_a_code_for_q(config, need)
     for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
       need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
     for name in ('encoder_features', 'decoder_features', 'decoder_upsample', 'generator_hidden',
