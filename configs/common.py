@@ -14,7 +14,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   # Which method `lgae.train` builds (`lgae.methods`): 'latentgan_ae' (the
-  # paper's system), 'infogan' or 'aae'. `config.model` below is the
+  # paper's system), 'infogan', 'aae', 'beta_vae' or 'wae_mmd'. `config.model` below is the
   # LatentGAN-AE's; other methods' configs replace it with their own group.
   config.model_name = 'latentgan_ae'
   config.seed = 0

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import aae_mnist, infogan_mnist, mnist
+from configs import aae_mnist, beta_vae_dsprites, infogan_mnist, mnist, wae_dsprites
 from lgae import checkpointing, config_validation, evaluation, methods, parallel, train_step
 from lgae import state as state_lib
 from tests import fake_mnist, parallel_test
@@ -30,6 +30,11 @@ METHOD_CONFIGS = {
                 ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png']),
     # The AAE has no U codes (its style is the noise block): no traversal figures.
     'aae': ('configs/aae_mnist.py', aae_mnist, ['samples_by_category.png', 'reconstructions.png']),
+    # dSprites baselines (no Cat code: samples, no category rows; no U codes).
+    'beta_vae': ('configs/beta_vae_dsprites.py', beta_vae_dsprites,
+                 ['samples_by_category.png', 'reconstructions.png']),
+    'wae_mmd': ('configs/wae_dsprites.py', wae_dsprites,
+                ['samples_by_category.png', 'reconstructions.png']),
 }
 
 
@@ -54,17 +59,24 @@ def test_a_field_of_another_methods_model_is_an_unknown_field():
     config_validation.validate(config, check_dataset=False)
 
 
-@pytest.mark.parametrize('name', ['infogan', 'aae'])
+# The dSprites baselines sum their reconstruction losses over 64x64 pixels (the
+# VAE convention), so gradients are O(10-100) and float32 round-off between
+# reduction orders reaches ~1e-4 relative; the MNIST methods average.
+_TOLERANCE = {'beta_vae': 2e-4, 'wae_mmd': 2e-4}
+
+
+@pytest.mark.parametrize('name', ['infogan', 'aae', 'beta_vae', 'wae_mmd'])
 def test_four_devices_match_one_device(name):
+  rtol = _TOLERANCE.get(name, 2e-5)
   config = METHOD_CONFIGS[name][1].get_config('smoke')
   one, m1, _ = parallel_test._run(config, jax.devices()[:1], num_steps=3)
   four, m4, batch4 = parallel_test._run(config, jax.devices()[:4], num_steps=3)
   assert len(batch4['image'].addressable_shards) == 4
   assert parallel_test._paths(one) == parallel_test._paths(four) and set(m1) == set(m4)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
-    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 10, err_msg=jax.tree_util.keystr(path))
   for k in m1:
-    np.testing.assert_allclose(m1[k], m4[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(m1[k], m4[k], rtol=rtol / 2, atol=rtol / 20, err_msg=k)
 
 
 def test_make_train_step_runs_the_configs_method():

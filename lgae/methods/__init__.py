@@ -3,15 +3,18 @@
   latentgan_ae  the LatentGAN Autoencoder (Kalwar et al.): the paper's system.
   infogan       InfoGAN (Chen et al. 2016), image space: the paper's Table 1 comparator.
   aae           the unsupervised-clustering adversarial autoencoder (Makhzani et al. 2016).
+  beta_vae      β-VAE (Higgins et al. 2017): a dSprites disentanglement baseline.
+  wae_mmd       the Wasserstein autoencoder with an MMD penalty (Tolstikhin et al. 2018).
 
 Adding a method: a module here with a `base.Method` subclass, registered in
 `_METHODS` below, and a config in `configs/` (see `base` for the contract).
 """
 
-from lgae.methods import aae, base, infogan, latentgan_ae
+from lgae.methods import aae, base, beta_vae, infogan, latentgan_ae, wae
 
 _METHODS: dict[str, base.Method] = {
-    m.name: m for m in (latentgan_ae.LatentGANAE(), infogan.InfoGAN(), aae.AAE())}
+    m.name: m for m in (latentgan_ae.LatentGANAE(), infogan.InfoGAN(), aae.AAE(),
+                        beta_vae.BetaVAE(), wae.WAE())}
 
 NAMES = tuple(_METHODS)
 
