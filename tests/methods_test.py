@@ -59,24 +59,28 @@ def test_a_field_of_another_methods_model_is_an_unknown_field():
     config_validation.validate(config, check_dataset=False)
 
 
-# The dSprites baselines sum their reconstruction losses over 64x64 pixels (the
-# VAE convention), so gradients are O(10-100) and float32 round-off between
-# reduction orders reaches ~1e-4 relative; the MNIST methods average.
-_TOLERANCE = {'beta_vae': 2e-4, 'wae_mmd': 2e-4}
-
-
 @pytest.mark.parametrize('name', ['infogan', 'aae', 'beta_vae', 'wae_mmd'])
 def test_four_devices_match_one_device(name):
-  rtol = _TOLERANCE.get(name, 2e-5)
+  """Same updates on 1 and 4 devices, to float round-off at each array's own scale.
+
+  The tolerance is relative to each leaf's largest magnitude: reductions over
+  the batch run in another order on 4 devices, and Adam turns a round-off
+  difference in a near-zero gradient into a full-size (lr) difference of that
+  element, while the dSprites baselines' summed losses make moments O(10-100).
+  A real split bug (per-device BatchNorm statistics, a lost shard) moves whole
+  arrays by far more than 1e-4 of their scale.
+  """
   config = METHOD_CONFIGS[name][1].get_config('smoke')
   one, m1, _ = parallel_test._run(config, jax.devices()[:1], num_steps=3)
   four, m4, batch4 = parallel_test._run(config, jax.devices()[:4], num_steps=3)
   assert len(batch4['image'].addressable_shards) == 4
   assert parallel_test._paths(one) == parallel_test._paths(four) and set(m1) == set(m4)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(four)):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 10, err_msg=jax.tree_util.keystr(path))
+    scale = float(np.max(np.abs(a))) if np.size(a) else 0.0
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale + 1e-7,
+                               err_msg=jax.tree_util.keystr(path))
   for k in m1:
-    np.testing.assert_allclose(m1[k], m4[k], rtol=rtol / 2, atol=rtol / 20, err_msg=k)
+    np.testing.assert_allclose(m1[k], m4[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_make_train_step_runs_the_configs_method():
