@@ -48,8 +48,9 @@ def test_stage_one_trains_only_the_autoencoder_stage_two_only_the_gan(tmp_path, 
   config = _config(data_dir)   # 3 AE steps, then 3 latent-GAN steps; checkpoints at 3 and 6.
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
-  init = jax.device_get(train.state_lib.init_state(
-      jax.random.PRNGKey(config.seed), config, train.models_lib.build_models(config)))
+  from lgae import models as models_lib, state as state_lib  # pylint: disable=g-import-not-at-top
+  init = jax.device_get(state_lib.init_state(
+      jax.random.PRNGKey(config.seed), config, models_lib.build_models(config)))
   mid, end = _restore(workdir, 3), _restore(workdir, 6)
   # Stage 1: the autoencoder moved, G and D/Q are still at their initialisation.
   assert not _equal(mid.ae.params, init.ae.params)
