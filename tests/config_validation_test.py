@@ -145,6 +145,12 @@ BAD_CONFIGS = [
      r'config\.loss\.lambda_disc=-1\.0 must be >= 0'),
     ('unknown_noise_prior', lambda c: _set(c, 'codes.noise', 'laplace'), None,
      r"config\.codes\.noise='laplace' must be 'normal' or 'uniform'"),
+    # 5 - 3 is even, but a 5x5 kernel is not whole 3x3 blocks (models.StridedConv).
+    ('encoder_kernel_not_a_multiple_of_stride',
+     lambda c: (_set(c, 'model.encoder_kernel', 5), _set(c, 'model.encoder_stride', 3)), None,
+     r'config\.model\.encoder_kernel=5 must be a multiple of encoder_stride=3 and differ'),
+    ('encoder_kernel_odd_for_stride_2', lambda c: _set(c, 'model.encoder_kernel', 5),
+     None, r'config\.model\.encoder_kernel=5 must be a multiple of encoder_stride=2'),
     ('negative_teacher_gan_steps', lambda c: _set(c, 'loss.teacher_gan_steps', -1), None,
      r'config\.loss\.teacher_gan_steps=-1 must be >= 0'),
     ('real_label_above_1', lambda c: _set(c, 'loss.real_label', 1.5), None,

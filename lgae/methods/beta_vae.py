@@ -38,7 +38,6 @@ the Bernoulli/MSE reconstruction term, the decoder's pre-tanh capture and the
 encoder/decoder config fields and their checks.
 """
 
-import math
 from typing import Any
 
 import flax.linen as nn
@@ -51,12 +50,10 @@ import optax
 from lgae import latent
 from lgae import models as models_lib
 from lgae import state as state_lib
-from lgae.methods import base
+from lgae.methods import base, latentgan_ae
 
 # Values of config.model.reconstruction.
 RECONSTRUCTIONS = ('bernoulli', 'mse')
-# Values of config.model.decoder_upsample_conv (as configs/common.py's).
-DECODER_UPSAMPLE_CONV = ('auto', 'project_first', 'upsample_first')
 # The LatentGAN-AE's config.model fields that the conv encoder and decoder use.
 CONV_AUTOENCODER_FIELDS = ('latent_dim', 'encoder_features', 'encoder_kernel', 'encoder_stride',
                            'decoder_upsample', 'decoder_features', 'decoder_kernel',
@@ -111,20 +108,15 @@ def conv_autoencoder_config(latent_dim: int) -> ml_collections.ConfigDict:
   return m
 
 
-def _positive_ints(value) -> bool:
-  return isinstance(value, (tuple, list)) and len(value) > 0 and all(
-      isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-
-
 def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need,
                               method: str) -> None:
   """The checks every conv encoder/decoder method needs (`method` names it in messages).
 
   The joint schedule, no LatentGAN-AE loss terms, no Cat or U codes, the code
   width equal to z's, and the image geometry: the encoder must reduce the
-  image to 1x1 and the decoder rebuild it (as the LatentGAN-AE's checks).
+  image to 1x1 and the decoder rebuild it (`latentgan_ae.validate_conv_autoencoder_geometry`).
   """
-  m, c, d, lc = config.model, config.codes, config.dataset, config.loss
+  m, c, lc = config.model, config.codes, config.loss
   need(config.schedule == 'joint',
        f"config.schedule={config.schedule!r}: the {method} trains encoder and decoder "
        "together on every batch and has no latent GAN for a second stage; set it to 'joint'.")
@@ -147,38 +139,10 @@ def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need
        f"config.codes.noise={c.get('noise')!r}: the {method}'s prior is N(0, I); set it to "
        "'normal'.")
 
-  for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
-    need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
   need(m.decoder_fc >= 0, f'config.model.decoder_fc={m.decoder_fc} must be >= 0 (0: none).')
-  for name in ('encoder_features', 'decoder_features', 'decoder_upsample'):
-    need(_positive_ints(m[name]),
-         f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
-  need(0.0 <= m.batch_norm_momentum < 1.0,
-       f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
-  need(m.decoder_upsample_conv in DECODER_UPSAMPLE_CONV,
-       f'config.model.decoder_upsample_conv={m.decoder_upsample_conv!r} must be one of '
-       f'{DECODER_UPSAMPLE_CONV}.')
   need(m.reconstruction in RECONSTRUCTIONS,
        f'config.model.reconstruction={m.reconstruction!r} must be one of {RECONSTRUCTIONS}.')
-  need(m.decoder_kernel % 2 == 1,
-       f'config.model.decoder_kernel={m.decoder_kernel} must be odd (SAME padding).')
-  if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
-    side = m.encoder_stride ** len(m.encoder_features)
-    need(d.image_size == side,
-         f'config.dataset.image_size={d.image_size}: the encoder has '
-         f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes {side}x{side} '
-         'images; change image_size or model.encoder_features.')
-    need(m.encoder_kernel >= m.encoder_stride and m.encoder_kernel % m.encoder_stride == 0,
-         f'config.model.encoder_kernel={m.encoder_kernel} must be a multiple of '
-         f'encoder_stride={m.encoder_stride} (models.StridedConv).')
-  if _positive_ints(m.decoder_upsample) and _positive_ints(m.decoder_features):
-    need(len(m.decoder_upsample) == len(m.decoder_features) + 1,
-         f'config.model.decoder_upsample has {len(m.decoder_upsample)} factors; it needs one '
-         f'per decoder_features entry ({len(m.decoder_features)}) plus one for the output conv.')
-    need(math.prod(m.decoder_upsample) == d.image_size,
-         f'config.model.decoder_upsample={tuple(m.decoder_upsample)} multiplies to '
-         f'{math.prod(m.decoder_upsample)}, but the decoder must output '
-         f'dataset.image_size={d.image_size}.')
+  latentgan_ae.validate_conv_autoencoder_geometry(config, need)
 
 
 def build_encoder_decoder(config: ml_collections.ConfigDict, encoder_outputs: int

@@ -38,44 +38,12 @@ class LatentGANAE(base.Method):
     return common.get_base_config().model
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, d = config.model, config.dataset
     base.need_a_code_for_q(config, need)
-    for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
-      need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
-    for name in ('encoder_features', 'decoder_features', 'decoder_upsample', 'generator_hidden',
-                 'discriminator_hidden'):
+    m = config.model
+    for name in ('generator_hidden', 'discriminator_hidden'):
       need(_positive_ints(m[name]) and len(m[name]) > 0,
            f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
-    need(0.0 <= m.batch_norm_momentum < 1.0,
-         f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
-
-    # Image geometry: the encoder must reduce the image exactly to 1x1 (the
-    # tables' last conv feeds fc-o<latent>) and the decoder must rebuild it.
-    if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
-      side = m.encoder_stride ** len(m.encoder_features)
-      need(d.image_size == side,
-           f'config.dataset.image_size={d.image_size}: the encoder has '
-           f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes {side}x{side}'
-           ' images; change image_size or model.encoder_features.')
-      need(m.encoder_kernel >= m.encoder_stride
-           and (m.encoder_kernel - m.encoder_stride) % 2 == 0,
-           f'config.model.encoder_kernel={m.encoder_kernel} must be >= encoder_stride and '
-           'differ from it by an even number (symmetric padding).')
-    if _positive_ints(m.decoder_upsample) and _positive_ints(m.decoder_features):
-      need(len(m.decoder_upsample) == len(m.decoder_features) + 1,
-           f'config.model.decoder_upsample has {len(m.decoder_upsample)} factors; it needs one '
-           f'per decoder_features entry ({len(m.decoder_features)}) plus one for the output '
-           'conv.')
-      need(math.prod(m.decoder_upsample) == d.image_size,
-           f'config.model.decoder_upsample={tuple(m.decoder_upsample)} multiplies to '
-           f'{math.prod(m.decoder_upsample)}, but the decoder must output '
-           f'dataset.image_size={d.image_size}.')
-    need(m.decoder_kernel % 2 == 1,
-         f'config.model.decoder_kernel={m.decoder_kernel} must be odd (SAME padding, as p1 for '
-         '3x3).')
-    need(m.decoder_upsample_conv in DECODER_UPSAMPLE_CONV,
-         f'config.model.decoder_upsample_conv={m.decoder_upsample_conv!r} must be one of '
-         f'{DECODER_UPSAMPLE_CONV}.')
+    validate_conv_autoencoder_geometry(config, need)
 
   def build_models(self, config):
     return models_lib.build_models(config)
@@ -103,3 +71,43 @@ class LatentGANAE(base.Method):
     return state.gen.apply_fn({'params': state.gen.params},
                               latent.generator_input(codes, layout))
 
+
+def validate_conv_autoencoder_geometry(config: ml_collections.ConfigDict, need: base.Need) -> None:
+  """Checks of `lgae.models`' conv encoder and decoder fields in `config.model`.
+
+  Shared by every method built on them (this one, `beta_vae`, `wae`): the
+  encoder must reduce the image exactly to 1x1 (the tables' last conv feeds
+  fc-o<latent>) and the decoder must rebuild it.
+  """
+  m, d = config.model, config.dataset
+  for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
+    need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
+  for name in ('encoder_features', 'decoder_features', 'decoder_upsample'):
+    need(_positive_ints(m[name]) and len(m[name]) > 0,
+         f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
+  need(0.0 <= m.batch_norm_momentum < 1.0,
+       f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
+  if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
+    side = m.encoder_stride ** len(m.encoder_features)
+    need(d.image_size == side,
+         f'config.dataset.image_size={d.image_size}: the encoder has '
+         f'{len(m.encoder_features)} stride-{m.encoder_stride} convs and takes {side}x{side}'
+         ' images; change image_size or model.encoder_features.')
+    # models.StridedConv: padding (k - s) / 2 on both sides, and k / s taps per block.
+    need(m.encoder_kernel >= m.encoder_stride and (m.encoder_kernel - m.encoder_stride) % 2 == 0
+         and m.encoder_kernel % m.encoder_stride == 0,
+         f'config.model.encoder_kernel={m.encoder_kernel} must be a multiple of encoder_stride='
+         f'{m.encoder_stride} and differ from it by an even number (symmetric padding).')
+  if _positive_ints(m.decoder_upsample) and _positive_ints(m.decoder_features):
+    need(len(m.decoder_upsample) == len(m.decoder_features) + 1,
+         f'config.model.decoder_upsample has {len(m.decoder_upsample)} factors; it needs one '
+         f'per decoder_features entry ({len(m.decoder_features)}) plus one for the output conv.')
+    need(math.prod(m.decoder_upsample) == d.image_size,
+         f'config.model.decoder_upsample={tuple(m.decoder_upsample)} multiplies to '
+         f'{math.prod(m.decoder_upsample)}, but the decoder must output '
+         f'dataset.image_size={d.image_size}.')
+  need(m.decoder_kernel % 2 == 1,
+       f'config.model.decoder_kernel={m.decoder_kernel} must be odd (SAME padding, as p1 for 3x3).')
+  need(m.decoder_upsample_conv in DECODER_UPSAMPLE_CONV,
+       f'config.model.decoder_upsample_conv={m.decoder_upsample_conv!r} must be one of '
+       f'{DECODER_UPSAMPLE_CONV}.')
