@@ -48,8 +48,9 @@ DISENTANGLEMENT_KEYS = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disent
 # Keys of `evaluate_checkpoint_metrics`, in the order they are written.
 CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
-                          'recon_frechet_distance', 'generated_label_accuracy', 'latent_frechet_distance',
-                          'latent_precision', 'latent_recall', 'latent_kmeans_error',
+                          'recon_frechet_distance', 'generated_label_accuracy',
+                          'latent_frechet_distance', 'latent_precision', 'latent_recall',
+                          'latent_kmeans_error',
                           'latent_gmm_error', 'latent_neighbour_agreement',
                           'cluster_neighbour_agreement') + DISENTANGLEMENT_KEYS
 # Points per set for the latent k-NN precision/recall (cost grows as its square).
