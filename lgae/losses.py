@@ -126,3 +126,20 @@ def marginal_entropy(cat_logits: Sequence[jax.Array]) -> jax.Array:
     marginal = jnp.mean(probs, axis=0)
     total -= jnp.sum(marginal * jnp.log(jnp.clip(marginal, 1e-12)))
   return total
+
+
+def discriminator_targets(k_real: jax.Array, k_fake: jax.Array, batch_size: int,
+                          lc) -> tuple[jax.Array, jax.Array]:
+  """D's (real, fake) targets from `config.loss`: real_label / fake_label, each
+  swapped for the other with probability label_flip_prob (the paper's noisy labels)."""
+  real = noisy_labels(k_real, (batch_size,), lc.real_label, lc.fake_label, lc.label_flip_prob)
+  fake = noisy_labels(k_fake, (batch_size,), lc.fake_label, lc.real_label, lc.label_flip_prob)
+  return real, fake
+
+
+def weighted_mi_losses(out, codes, lc) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(mi_cat, mi_cont, lambda_disc * mi_cat + lambda_cont * mi_cont) of Q's heads
+  `out` ({'cat_logits', 'cont_mean'}) against the codes that made the fakes."""
+  mi_cat = categorical_mi_loss(out['cat_logits'], codes.categorical)
+  mi_cont = continuous_mi_loss(out['cont_mean'], codes.continuous)
+  return mi_cat, mi_cont, lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont

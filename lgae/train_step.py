@@ -94,15 +94,9 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
   # between), so G is not recomputed.
   fake_z, gen_vjp = jax.vjp(
       lambda params: state.gen.apply_fn({'params': params}, g_input), state.gen.params)
-  real_targets = losses.noisy_labels(k_real, (batch_size,), lc.real_label, lc.fake_label,
-                                     lc.label_flip_prob)
-  fake_targets = losses.noisy_labels(k_fake, (batch_size,), lc.fake_label, lc.real_label,
-                                     lc.label_flip_prob)
+  real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, batch_size, lc)
 
-  def mi_losses(out):
-    mi_cat = losses.categorical_mi_loss(out['cat_logits'], codes.categorical)
-    mi_cont = losses.continuous_mi_loss(out['cont_mean'], codes.continuous)
-    return mi_cat, mi_cont, lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
+  mi_losses = lambda out: losses.weighted_mi_losses(out, codes, lc)
 
   parts = [real_z, fake_z] + ([neighbour_z] if neighbour_z is not None else [])
   rows = lambda tree, i: jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], tree)

@@ -301,15 +301,9 @@ class InfoGAN(base.Method):
       return fake, updates['batch_stats']
 
     fake, gen_vjp, gen_stats = jax.vjp(generate_fn, state.gen.params, has_aux=True)
-    real_targets = losses.noisy_labels(k_real, (batch_size,), lc.real_label, lc.fake_label,
-                                       lc.label_flip_prob)
-    fake_targets = losses.noisy_labels(k_fake, (batch_size,), lc.fake_label, lc.real_label,
-                                       lc.label_flip_prob)
+    real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, batch_size, lc)
 
-    def mi_losses(out):
-      mi_cat = losses.categorical_mi_loss(out['cat_logits'], codes.categorical)
-      mi_cont = losses.continuous_mi_loss(out['cont_mean'], codes.continuous)
-      return mi_cat, mi_cont, lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
+    mi_losses = lambda out: losses.weighted_mi_losses(out, codes, lc)
 
     fake_input = jax.lax.stop_gradient(fake)
 
