@@ -49,6 +49,7 @@ DISENTANGLEMENT_KEYS = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disent
 CHECKPOINT_METRIC_KEYS = ('step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari',
                           'num_clusters_used', 'recon_mse', 'frechet_distance',
                           'recon_frechet_distance', 'generated_label_accuracy',
+                          'generated_cosine_similarity',
                           'latent_frechet_distance', 'latent_precision', 'latent_recall',
                           'latent_kmeans_error',
                           'latent_gmm_error', 'latent_neighbour_agreement',
@@ -217,15 +218,19 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
       on the eval split); None skips `generated_label_accuracy`.
 
   Returns:
-    {'frechet_distance': float} and, with a mapping and a Cat code,
-    {'generated_label_accuracy': percent}.
+    {'frechet_distance': float}; with a Cat code, 'generated_cosine_similarity'
+    (the mean cosine of two images generated for the same category, pixels in
+    [0, 1]: Vargas Aguilar et al.'s diversity measure, 1 = identical); with a
+    mapping and a Cat code, {'generated_label_accuracy': percent}.
   """
   layout = latent.CodeLayout.from_config(config)
   batch_size = int(config.eval_batch_size)
   parallel.check_divisible(batch_size, mesh, field='eval_batch_size')
   fn = _jitted_generate(mesh, layout, int(config.seed))
   num = real_features.shape[0]
+  num_categories = layout.categorical[0] if layout.categorical else 0
   features, predicted = [], []
+  unit_sums, unit_counts = 0.0, 0.0
   for start in range(0, num, batch_size):
     # Always full batches (one compile); the surplus images past `num` are dropped.
     indices = np.arange(start, start + batch_size, dtype=np.int32)
@@ -234,7 +239,14 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
     keep = min(batch_size, num - start)
     features.append(feats[:keep])
     predicted.append(np.argmax(logits[:keep], axis=-1))
+    if num_categories:
+      # Image i is drawn for category i % K (`generation_codes`).
+      sums, counts = metrics.class_unit_sums(parallel.to_host(images)[:keep],
+                                             indices[:keep] % num_categories, num_categories)
+      unit_sums, unit_counts = unit_sums + sums, unit_counts + counts
   scores = {'frechet_distance': metrics.frechet_distance(real_features, np.concatenate(features))}
+  if num_categories:
+    scores['generated_cosine_similarity'] = metrics.mean_pairwise_cosine(unit_sums, unit_counts)
   if cluster_to_label is not None and layout.categorical:
     categories = np.arange(num) % layout.categorical[0]
     # A category Q never predicts on real data has no label: its images get a
@@ -342,6 +354,9 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     scores.update(metrics.clustering_scores(outputs['labels'], clusters,
                                             num_clusters=num_clusters))
     mapping = metrics.hungarian_mapping(outputs['labels'], clusters)
+  elif has_class_labels(config) and methods.for_state(state).categories_are_classes:
+    # A class-conditional generator: its category k was built from class k.
+    mapping = {k: k for k in range(int(config.codes.categorical[0]))}
   if classifier is not None and 'recon_features' in outputs:
     scores['recon_frechet_distance'] = metrics.frechet_distance(outputs['features'],
                                                                 outputs['recon_features'])

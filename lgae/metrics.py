@@ -497,3 +497,44 @@ def neighbour_label_agreement(points: np.ndarray, labels: np.ndarray, k: int = 1
     nearest = np.argpartition(d, k, axis=1)[:, :k]
     agree += int(np.count_nonzero(labels[nearest] == labels[start:start + chunk, None]))
   return agree / (len(points) * k)
+
+
+def class_unit_sums(images: np.ndarray, categories: np.ndarray,
+                    num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """Per class, the sum of the images' unit vectors and their number (Eq. 5's pieces).
+
+  Images are read in [0, 1] ((x + 1) / 2, the paper's pixel range): in
+  lgae's [-1, 1] every digit shares a background of -1s, and the cosine of
+  any two images would be near 1. Sums over batches add up, so a caller can
+  stream the generated images.
+
+  Args:
+    images: [N, H, W, C] in [-1, 1].
+    categories: [N] int class of each image.
+    num_classes: K.
+
+  Returns:
+    (sums [K, H * W * C], counts [K]), float64.
+  """
+  x = (np.asarray(images, np.float64).reshape(len(images), -1) + 1.0) / 2.0
+  norms = np.linalg.norm(x, axis=1, keepdims=True)
+  # An all-black image has no direction; it adds a zero vector but counts.
+  units = x / np.where(norms > 0, norms, 1.0)
+  one_hot = np.eye(num_classes)[np.asarray(categories)]
+  return one_hot.T @ units, one_hot.sum(axis=0)
+
+
+def mean_pairwise_cosine(sums: np.ndarray, counts: np.ndarray) -> float:
+  """Eq. 5 averaged over pairs of distinct images of one class, then over classes.
+
+  For unit vectors u_i of one class, sum_{i != j} u_i . u_j = ||sum_i u_i||^2
+  - n (with n unit vectors), so the mean over the n (n - 1) ordered pairs
+  needs only the sums. Classes with fewer than two images are left out; nan
+  if none has two.
+  """
+  sums, counts = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+  keep = counts >= 2
+  if not np.any(keep):
+    return float('nan')
+  pairs = np.sum(np.square(sums[keep]), axis=1) - counts[keep]
+  return float(np.mean(pairs / (counts[keep] * (counts[keep] - 1))))

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from configs import aae_mnist, beta_vae_dsprites, infogan_mnist, mnist, wae_dsprites
+from configs import (aae_mnist, beta_vae_dsprites, cg_aae_mnist, infogan_mnist, infovaegan_mnist,
+                     latent_stats_vae_mnist, mnist, wae_dsprites)
 from lgae import checkpointing, config_validation, evaluation, methods, parallel, train_step
 from lgae import state as state_lib
 from tests import fake_mnist, parallel_test
@@ -35,6 +36,16 @@ METHOD_CONFIGS = {
                  ['samples_by_category.png', 'reconstructions.png']),
     'wae_mmd': ('configs/wae_dsprites.py', wae_dsprites,
                 ['samples_by_category.png', 'reconstructions.png']),
+    # Cat(10) + 2 U codes, and G decodes E's inferred codes.
+    'infovaegan': ('configs/infovaegan_mnist.py', infovaegan_mnist,
+                   ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
+                    'reconstructions.png']),
+    # Cat(10) = the digit whose latent statistics generate; no U codes.
+    'latent_stats_vae': ('configs/latent_stats_vae_mnist.py', latent_stats_vae_mnist,
+                         ['samples_by_category.png', 'reconstructions.png']),
+    # Noise z + Cat(10) s through CG, no U codes: category rows and reconstructions.
+    'cg_aae': ('configs/cg_aae_mnist.py', cg_aae_mnist,
+               ['samples_by_category.png', 'reconstructions.png']),
 }
 
 
@@ -59,7 +70,8 @@ def test_a_field_of_another_methods_model_is_an_unknown_field():
     config_validation.validate(config, check_dataset=False)
 
 
-@pytest.mark.parametrize('name', ['infogan', 'aae', 'beta_vae', 'wae_mmd'])
+@pytest.mark.parametrize('name', ['infogan', 'aae', 'beta_vae', 'wae_mmd', 'latent_stats_vae',
+                                  'infovaegan', 'cg_aae'])
 def test_four_devices_match_one_device(name):
   """Same updates on 1 and 4 devices, to float round-off at each array's own scale.
 

@@ -5,16 +5,22 @@
   aae           the unsupervised-clustering adversarial autoencoder (Makhzani et al. 2016).
   beta_vae      β-VAE (Higgins et al. 2017): a dSprites disentanglement baseline.
   wae_mmd       the Wasserstein autoencoder with an MMD penalty (Tolstikhin et al. 2018).
+  cg_aae        the AAE with a learned prior, a code generator CG(z, s) (Wang et al. 2020).
+  infovaegan    InfoVAEGAN (Ye & Bors 2021): GAN + inference network, joint Cat/continuous latent.
+  latent_stats_vae
+                a VAE or MMD-VAE whose per-class latent statistics generate (Vargas Aguilar et al.).
 
 Adding a method: a module here with a `base.Method` subclass, registered in
 `_METHODS` below, and a config in `configs/` (see `base` for the contract).
 """
 
-from lgae.methods import aae, base, beta_vae, infogan, latentgan_ae, wae
+from lgae.methods import (aae, base, beta_vae, cg_aae, infogan, infovaegan, latent_stats_vae,
+                          latentgan_ae, wae)
 
 _METHODS: dict[str, base.Method] = {
     m.name: m for m in (latentgan_ae.LatentGANAE(), infogan.InfoGAN(), aae.AAE(),
-                        beta_vae.BetaVAE(), wae.WAE())}
+                        beta_vae.BetaVAE(), wae.WAE(), infovaegan.InfoVAEGAN(),
+                        latent_stats_vae.LatentStatsVAE(), cg_aae.CGAAE())}
 
 NAMES = tuple(_METHODS)
 

@@ -45,6 +45,11 @@ class Method(abc.ABC):
   has_decoder: ClassVar[bool] = False
   # Whether generated_latents is implemented (a generator in representation space).
   has_latent_generator: ClassVar[bool] = False
+  # Whether category k of the first Cat code *is* class k (a class-conditional
+  # generator built from labels). Evaluation then scores the generated images
+  # against the identity map category -> class when the method has no cluster
+  # head to match categories to classes with (`evaluation.evaluate`).
+  categories_are_classes: ClassVar[bool] = False
 
   # --- Configuration -------------------------------------------------------
 

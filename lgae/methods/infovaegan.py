@@ -1,0 +1,504 @@
+r"""InfoVAEGAN (Ye & Bors 2021, Sec. 4): GAN + inference network, joint latent, MI terms.
+
+Generative process (Sec. 4.1): x = G(z, s, c) with noise z ~ p(z), a one-hot
+discrete code s ~ Cat(K, 1/K) and continuous codes c (the MNIST experiment's
+U(-1, 1); `lgae.latent` draws them, packed as [z, one-hot s, c]). An encoder
+E = p_phi(s, c | x) ("the inference network", the paper's W(u | x)) outputs
+the logits of s and a diagonal Gaussian N(mu(x), diag(sigma^2(x))) over c. A
+joint discriminator D(x, s, c) tells real pairs (x, E(x)) from fake ones
+(G(z, s, c), s, c), as in ALI/BiGAN (Eq. 16). Per batch of m images:
+
+  L_D   (Eq. 28)  BCE(D(x, s', c') -> 1) + BCE(D(G(z, s, c), s, c) -> 0)           D
+  L_EG  (Eq. 29)  -log D(G(z, s, c), s, c)                                          G
+                  + w_E * -log(1 - D(x, s', c'))                                    E
+  L_MI  (Eq. 30)  lambda_disc * CE(E_s(x_g), s)                                     E, G
+                  + lambda_cont * -log N(c; mu(x_g), sigma^2(x_g))
+  L_VAE (Eq. 31)  -log p(x_g | G(z, s'', c'')) + KL(N(mu, sigma^2) || N(0, I))      E only
+                  + KL(softmax(E_s(x_g)) || Cat(1/K))
+
+with x_g = G(z, s, c) the batch's fakes and (s', c') / (s'', c'') posterior
+samples of E on the real images x / on x_g:
+
+  c' = mu + sigma * xi, xi ~ N(0, I)                           (Eq. 7)
+  s' = softmax((log softmax(l) + g) / T), g ~ Gumbel(0, 1)     (Eq. 8, Gumbel-softmax)
+
+L_VAE (Sec. 4.3) is the ELBO of the *generator's* distribution: E infers
+(s'', c'') from a fake x_g, and G(z, s'', c''), with the z that made x_g
+(Algorithm 1, lines 5 and 12), must give x_g back. "The VAE loss is only used
+to optimize the parameters of the inference network": G's parameters and the
+target x_g are constants in it. E never gets a reconstruction signal from a
+real image (Sec. 4.4 says so); InfoVAEGAN2 (Sec. 4.4, Eq. 32: a second
+generator trained on real reconstructions) is not implemented.
+
+What the paper leaves open, and our choices (all configurable in
+`config.model` unless said otherwise):
+
+* Networks (Sec. 5.2: "the same network architecture ... for all methods",
+  i.e. InfoGAN's): G is `infogan.Generator`; E is InfoGAN's D/Q trunk and Q
+  head (conv-lrelu, conv-bn-lrelu, fc-bn-lrelu, fc-bn-lrelu) ending in one
+  logit head per Cat code and a mean and a log-variance head for c; D is the
+  same conv trunk on x, whose flattened features are concatenated with the
+  codes [s, c] before its fc-bn-lrelu and logit (the simplest joint D). E and
+  D share no layer (Fig. 2 draws them apart), so L_MI's gradient "w.r.t. all
+  components" (Eq. 30) reaches E and G; D has no parameter in it.
+* E's adversarial term. Eq. (16) minimises V over E and G, but Eq. (29) writes
+  only the fake term (where E does not appear); we give E the real term,
+  non-saturating like G's (-log(1 - D) on real pairs: BiGAN/ALI practice),
+  weighted by `encoder_gan_weight` (1: Eq. 16; 0: Eq. 29 read literally).
+  G's term is non-saturating too (`losses.generator_loss`, lgae's convention).
+* D's real code s'. A relaxed s' is never exactly one-hot, unlike the prior's
+  s, so D could tell real from fake by the softness alone;
+  `discriminator_hard_codes` feeds D the straight-through one-hot (forward:
+  one_hot(argmax), gradient: the relaxed sample's). L_VAE uses the relaxed s''.
+* Gumbel-softmax temperature `temperature` (0.67: JointVAE's, Dupont 2018).
+* Reconstruction likelihood p(x_g | .) (`reconstruction`): 'bernoulli' (cross-
+  entropy of (x_g + 1) / 2 under (G + 1) / 2, read off G's pre-tanh output as
+  in `beta_vae`) or 'mse'; summed over pixels (an ELBO per image).
+  `vae_weight` scales the whole of L_VAE (1: the paper's unweighted sum).
+* KL for c against N(0, I) (Eq. 27's Gaussian p(c)) while the GAN draws c from
+  U(-1, 1) (Sec. 5.2, MNIST): the paper mixes the two; not configurable.
+* One combined update per batch (lgae's rule; Algorithm 1 has four): D first,
+  then E and G in one Adam step each on L_EG + L_MI + vae_weight * L_VAE,
+  through the freshly updated D. E has G's optimiser settings
+  (optimizer.learning_rate), D its own (optimizer.disc_learning_rate).
+* BatchNorm: each network's real and fake batches go through separate
+  forwards (D could otherwise tell them apart by the batch statistics). E's
+  running statistics follow its real forward then its forward on x_g, so at
+  evaluation it normalises with a mix of both.
+
+Evaluation: the cluster of an image is argmax of E's first Cat head (the
+discrete posterior; Table 1's protocol); the representation `z` the
+disentanglement metrics score is [mu(x), softmax of each Cat head], the
+posterior means of c and the posterior probabilities of s; `recon` is
+G(0, one_hot(argmax s), mu(x)) (Fig. 11(d): inferred codes into G; the noise
+at its prior mean, so that it is a deterministic function of x).
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from lgae import latent, losses
+from lgae import state as state_lib
+from lgae.methods import base, beta_vae, infogan
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+# config.loss fields of the LatentGAN-AE that InfoVAEGAN has no use for (must stay 0).
+_LATENTGAN_LOSS_TERMS = ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
+                         'encoder_entropy_weight')
+
+
+# -----------------------------------------------------------------------------
+# Loss pieces (pure).
+# -----------------------------------------------------------------------------
+
+
+def gumbel_softmax(logits: jax.Array, gumbel: jax.Array, temperature: float,
+                   hard: bool = False) -> jax.Array:
+  """Eq. (8): softmax((log s + g) / T) with s = softmax(logits) and g ~ Gumbel(0, 1).
+
+  Args:
+    logits: [N, K] the encoder's logits of s.
+    gumbel: [N, K] Gumbel(0, 1) draws.
+    temperature: T > 0.
+    hard: return the straight-through one-hot (forward: one_hot(argmax) of the
+      relaxed sample; gradient: the relaxed sample's).
+  """
+  soft = jax.nn.softmax((jax.nn.log_softmax(logits, axis=-1) + gumbel) / temperature, axis=-1)
+  if not hard:
+    return soft
+  one_hot = jax.nn.one_hot(jnp.argmax(soft, axis=-1), soft.shape[-1], dtype=soft.dtype)
+  return soft + jax.lax.stop_gradient(one_hot - soft)
+
+
+def categorical_kl_uniform(logits: jax.Array) -> jax.Array:
+  """KL(softmax(logits) || Cat(1/K)) per row ([N, K] -> [N]): sum_k q_k log q_k + log K."""
+  log_q = jax.nn.log_softmax(logits, axis=-1)
+  return jnp.sum(jnp.exp(log_q) * log_q, axis=-1) + jnp.log(logits.shape[-1])
+
+
+def gaussian_nll(values: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
+  """-log N(values; mean, diag(exp(log_var))): summed over dims, averaged over the batch.
+
+  The continuous half of Eq. (30)'s -log p_phi(c | x): unlike InfoGAN's Q
+  (`losses.continuous_mi_loss`, unit variance) the encoder's own variance.
+  """
+  if values.shape[-1] == 0:
+    return jnp.zeros((), jnp.float32)
+  nll = (_HALF_LOG_2PI + 0.5 * log_var
+         + 0.5 * jnp.square(values - mean) * jnp.exp(-log_var))
+  return jnp.mean(jnp.sum(nll, axis=-1))
+
+
+def posterior_codes(out: dict[str, Any], key: jax.Array, temperature: float,
+                    hard: bool) -> jax.Array:
+  """A sample [s_1, ..., s_n, c] of E's posterior, packed as G's codes (after the noise).
+
+  c = mean + exp(log_var / 2) * xi (Eq. 7); each s_i a Gumbel-softmax sample
+  (Eq. 8), straight-through one-hot if `hard`.
+  """
+  k_gumbel, k_eps = jax.random.split(key)
+  keys = jax.random.split(k_gumbel, max(len(out['cat_logits']), 1))
+  cats = [gumbel_softmax(logits, jax.random.gumbel(k, logits.shape, logits.dtype),
+                         temperature, hard) for k, logits in zip(keys, out['cat_logits'])]
+  eps = jax.random.normal(k_eps, out['mean'].shape, out['mean'].dtype)
+  return jnp.concatenate([*cats, out['mean'] + jnp.exp(0.5 * out['log_var']) * eps], axis=-1)
+
+
+def is_generator_output_conv(module: nn.Module, method_name: str) -> bool:
+  """capture_intermediates filter: G's last transposed conv a, with G = tanh(a)."""
+  return method_name == '__call__' and module.name == 'upconv_out'
+
+
+def generator_pre_tanh(intermediates: Any) -> jax.Array:
+  return intermediates['upconv_out']['__call__'][0]
+
+
+# -----------------------------------------------------------------------------
+# Networks.
+# -----------------------------------------------------------------------------
+
+
+class ConvTrunk(nn.Module):
+  """InfoGAN's D/Q trunk: a 4x4 stride-2 conv per entry (BatchNorm after all but
+  the first, as in DCGAN), leaky relu after each; returns the flattened map."""
+
+  features: Sequence[int]
+  leaky_slope: float = 0.1
+  batch_norm_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    for i, f in enumerate(self.features):
+      # No bias before a BatchNorm (its shift subsumes it).
+      x = nn.Conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=i == 0,
+                  name=f'conv{i}')(x)
+      if i > 0:
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
+                         name=f'bn_conv{i}')(x)
+      x = nn.leaky_relu(x, self.leaky_slope)
+    return x.reshape((x.shape[0], -1))
+
+
+class Encoder(nn.Module):
+  """E = p_phi(s, c | x): trunk, fc-bn-lrelu, fc-bn-lrelu, then the posterior's heads."""
+
+  features: Sequence[int]
+  fc: int
+  hidden: int
+  categorical: Sequence[int]
+  num_continuous: int
+  leaky_slope: float = 0.1
+  batch_norm_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> dict[str, Any]:
+    """Returns {'cat_logits': tuple of [N, K], 'mean': [N, n_cont], 'log_var': [N, n_cont]}."""
+    bn = lambda name: nn.BatchNorm(use_running_average=not train,
+                                   momentum=self.batch_norm_momentum, name=name)
+    act = lambda h: nn.leaky_relu(h, self.leaky_slope)
+    h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
+        x, train=train)
+    h = act(bn('bn_fc')(nn.Dense(self.fc, use_bias=False, name='fc')(h)))
+    h = act(bn('bn_hidden')(nn.Dense(self.hidden, use_bias=False, name='hidden')(h)))
+    cat_logits = tuple(nn.Dense(k, name=f'cat{i}')(h) for i, k in enumerate(self.categorical))
+    if self.num_continuous:
+      mean = nn.Dense(self.num_continuous, name='mean')(h)
+      log_var = nn.Dense(self.num_continuous, name='log_var')(h)
+    else:
+      mean = log_var = jnp.zeros((x.shape[0], 0), x.dtype)
+    return {'cat_logits': cat_logits, 'mean': mean, 'log_var': log_var}
+
+
+class JointDiscriminator(nn.Module):
+  """D(x, [s, c]): the conv trunk on x, the codes concatenated to its features,
+  fc-bn-lrelu, fc-o1 (a logit)."""
+
+  features: Sequence[int]
+  fc: int
+  leaky_slope: float = 0.1
+  batch_norm_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x: jax.Array, codes: jax.Array, *, train: bool) -> jax.Array:
+    """Returns the logits [N] of D(x, codes)."""
+    h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
+        x, train=train)
+    h = jnp.concatenate([h, codes.astype(h.dtype)], axis=-1)
+    h = nn.Dense(self.fc, use_bias=False, name='fc')(h)
+    h = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
+                     name='bn_fc')(h)
+    return nn.Dense(1, name='head')(nn.leaky_relu(h, self.leaky_slope))[:, 0]
+
+
+class InfoVAEGANState(flax.struct.PyTreeNode):
+  """Everything that changes during InfoVAEGAN training.
+
+  Attributes:
+    step: int32 scalar, the number of combined updates done.
+    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
+    enc: E's parameters, optimiser state and BatchNorm statistics.
+    gen: G's.
+    disc: D's.
+  """
+
+  step: jax.Array
+  rng: jax.Array
+  enc: state_lib.AutoencoderState
+  gen: state_lib.AutoencoderState
+  disc: state_lib.AutoencoderState
+
+
+def _variables(train_state: state_lib.AutoencoderState, params=None, batch_stats=None):
+  return {'params': train_state.params if params is None else params,
+          'batch_stats': train_state.batch_stats if batch_stats is None else batch_stats}
+
+
+class InfoVAEGAN(base.Method):
+  """Ye & Bors's unsupervised InfoVAEGAN: G, E (the inference network) and a joint D."""
+
+  name = 'infovaegan'
+  state_type = InfoVAEGANState
+  has_decoder = True
+
+  # --- Configuration -------------------------------------------------------
+
+  def model_config(self) -> ml_collections.ConfigDict:
+    """Defaults: InfoGAN's MNIST networks (the paper's "same architecture")."""
+    m = ml_collections.ConfigDict()
+    # G (`infogan.Generator`): fc-o<generator_fc>-bn-relu, fc to an (s / 2**L)^2 x
+    # generator_features[0] map (bn-relu), a 4x4 stride-2 transposed conv
+    # (bn-relu) per further entry, a last one to dataset.channels with tanh.
+    m.generator_fc = 1024
+    m.generator_features = (128, 64)
+    # E: a 4x4 stride-2 conv per entry (BatchNorm after all but the first),
+    # lrelu; fc-o<encoder_fc>-bn-lrelu; fc-o<encoder_hidden>-bn-lrelu; then
+    # fc-oK per Cat code (logits of s), fc-o<n_cont> (mean of c) and
+    # fc-o<n_cont> (log-variance of c). InfoGAN's D trunk and Q head.
+    m.encoder_features = (64, 128)
+    m.encoder_fc = 1024
+    m.encoder_hidden = 128
+    # D: the same conv trunk on x; [features, s, c] -> fc-o<discriminator_fc>-
+    # bn-lrelu -> fc-o1.
+    m.discriminator_features = (64, 128)
+    m.discriminator_fc = 1024
+    m.leaky_slope = 0.1             # InfoGAN's lRELU slope.
+    m.batch_norm_momentum = 0.9
+    # Gumbel-softmax temperature T of Eq. (8); the paper gives none (0.67:
+    # JointVAE's, Dupont 2018).
+    m.temperature = 0.67
+    # Feed D the straight-through one-hot of the real images' s' (see the
+    # module docstring); False: the relaxed sample, as Eq. (8) alone.
+    m.discriminator_hard_codes = True
+    # Weight of E's adversarial term -log(1 - D(x, E(x))): 1 = Eq. (16) (E
+    # minimises V), 0 = Eq. (29) read literally (no adversarial signal into E).
+    m.encoder_gan_weight = 1.0
+    # Weight of L_VAE (Eq. 31) in E's loss; 1 = the paper's unweighted sum.
+    m.vae_weight = 1.0
+    # p(x_g | G(z, s'', c'')): 'bernoulli' or 'mse' (`beta_vae.reconstruction_loss`).
+    m.reconstruction = 'bernoulli'
+    return m
+
+  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+    m, c, d, lc = config.model, config.codes, config.dataset, config.loss
+    need(len(c.categorical) + c.num_continuous > 0,
+         'config.codes: no categorical and no continuous code; InfoVAEGAN infers (s, c), so '
+         'give it at least one.')
+    for name in ('generator_features', 'encoder_features', 'discriminator_features'):
+      value = tuple(m[name])
+      need(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value),
+           f'config.model.{name}={value} must be a non-empty sequence of positive ints.')
+    for name in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'):
+      need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
+    need(0 <= m.leaky_slope < 1, f'config.model.leaky_slope={m.leaky_slope} must be in [0, 1).')
+    need(0 <= m.batch_norm_momentum < 1,
+         f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
+    need(m.temperature > 0, f'config.model.temperature={m.temperature} must be > 0.')
+    for name in ('encoder_gan_weight', 'vae_weight'):
+      need(m[name] >= 0, f'config.model.{name}={m[name]} must be >= 0.')
+    need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
+         f'config.model.reconstruction={m.reconstruction!r} must be one of '
+         f'{beta_vae.RECONSTRUCTIONS}.')
+    doublings = max(len(m.generator_features), len(m.encoder_features),
+                    len(m.discriminator_features), 1)
+    factor = 2 ** doublings
+    need(d.image_size % factor == 0 and d.image_size >= factor,
+         f'config.dataset.image_size={d.image_size} must be a positive multiple of {factor} '
+         f'(G, E and D change the side by 2 in each of up to {doublings} stride-2 layers).')
+    need(config.schedule == 'joint',
+         f"config.schedule={config.schedule!r}: InfoVAEGAN has no autoencoder stage; use "
+         "'joint'.")
+    for name in _LATENTGAN_LOSS_TERMS:
+      value = lc.get(name, 0.0)
+      need(value == 0, f'config.loss.{name}={value}: a latentgan_ae term InfoVAEGAN does not '
+           'have (its encoder weight is config.model.encoder_gan_weight); set it to 0.')
+
+  # --- Networks and state ----------------------------------------------------
+
+  def build_models(self, config: ml_collections.ConfigDict
+                   ) -> tuple[Encoder, infogan.Generator, JointDiscriminator]:
+    """(E, G, D) from config.model, config.codes and config.dataset."""
+    m, c = config.model, config.codes
+    encoder = Encoder(features=tuple(m.encoder_features), fc=m.encoder_fc,
+                      hidden=m.encoder_hidden, categorical=tuple(c.categorical),
+                      num_continuous=c.num_continuous, leaky_slope=m.leaky_slope,
+                      batch_norm_momentum=m.batch_norm_momentum)
+    generator = infogan.Generator(fc=m.generator_fc, features=tuple(m.generator_features),
+                                  out_channels=config.dataset.channels,
+                                  image_size=config.dataset.image_size,
+                                  batch_norm_momentum=m.batch_norm_momentum)
+    discriminator = JointDiscriminator(features=tuple(m.discriminator_features),
+                                       fc=m.discriminator_fc, leaky_slope=m.leaky_slope,
+                                       batch_norm_momentum=m.batch_norm_momentum)
+    return encoder, generator, discriminator
+
+  def init_state(self, key: jax.Array, config: ml_collections.ConfigDict,
+                 models: tuple[Encoder, infogan.Generator, JointDiscriminator]
+                 ) -> InfoVAEGANState:
+    encoder, generator, discriminator = models
+    layout = self.code_layout(config)
+    k_enc, k_gen, k_disc, k_rng = jax.random.split(key, 4)
+    size, channels = config.dataset.image_size, config.dataset.channels
+    x = jnp.zeros((1, size, size, channels))
+    enc_vars = encoder.init(k_enc, x, train=False)
+    gen_vars = generator.init(k_gen, jnp.zeros((1, layout.input_dim)), train=False)
+    disc_vars = discriminator.init(k_disc, x, jnp.zeros((1, layout.input_dim - layout.noise_dim)),
+                                   train=False)
+    create = lambda model, variables, network: state_lib.AutoencoderState.create(
+        apply_fn=model.apply, params=variables['params'],
+        tx=state_lib.make_optimizer(config, network), batch_stats=variables['batch_stats'])
+    # E with G's optimiser: both are trained by L_EG and L_MI (Algorithm 1, lines 14-15).
+    return InfoVAEGANState(step=jnp.zeros((), jnp.int32), rng=k_rng,
+                           enc=create(encoder, enc_vars, 'generator'),
+                           gen=create(generator, gen_vars, 'generator'),
+                           disc=create(discriminator, disc_vars, 'discriminator'))
+
+  # --- Training --------------------------------------------------------------
+
+  def train_step(self, state: InfoVAEGANState, batch: dict[str, jax.Array], *,
+                 config: ml_collections.ConfigDict) -> tuple[InfoVAEGANState, base.Metrics]:
+    """D on L_D, then E and G on L_EG + L_MI + vae_weight * L_VAE through the new D."""
+    m, lc = config.model, config.loss
+    layout = self.code_layout(config)
+    images = batch['image']
+    n = images.shape[0]
+    key = jax.random.fold_in(state.rng, state.step)
+    k_codes, k_real_post, k_fake_post, k_real_t, k_fake_t = jax.random.split(key, 5)
+    codes = latent.sample(k_codes, layout, n)
+    g_input = latent.generator_input(codes, layout)
+    prior_codes = g_input[:, layout.noise_dim:]          # [one-hot s, c] of the fakes.
+
+    # G and E-on-real each run forward once: their outputs feed D's step, and
+    # their VJPs carry the E/G step's gradients back (parameters unchanged in between).
+    def generate_fn(params):
+      fake, updates = state.gen.apply_fn(_variables(state.gen, params), g_input, train=True,
+                                         mutable=['batch_stats'])
+      return fake, updates['batch_stats']
+
+    fake, gen_vjp, gen_stats = jax.vjp(generate_fn, state.gen.params, has_aux=True)
+
+    def encode_real_fn(params):
+      out, updates = state.enc.apply_fn(_variables(state.enc, params), images, train=True,
+                                        mutable=['batch_stats'])
+      real_codes = posterior_codes(out, k_real_post, m.temperature, m.discriminator_hard_codes)
+      return real_codes, updates['batch_stats']
+
+    real_codes, enc_real_vjp, enc_stats = jax.vjp(encode_real_fn, state.enc.params,
+                                                  has_aux=True)
+    real_targets, fake_targets = losses.discriminator_targets(k_real_t, k_fake_t, n, lc)
+
+    # --- D: L_D (Eq. 28), real and fake pairs in separate BatchNorm batches.
+    def disc_loss_fn(params):
+      real_logit, updates = state.disc.apply_fn(
+          _variables(state.disc, params), images, jax.lax.stop_gradient(real_codes),
+          train=True, mutable=['batch_stats'])
+      fake_logit, updates = state.disc.apply_fn(
+          _variables(state.disc, params, updates['batch_stats']), jax.lax.stop_gradient(fake),
+          prior_codes, train=True, mutable=['batch_stats'])
+      d_loss = losses.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
+      metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
+                 'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_logit))}
+      return d_loss, (updates['batch_stats'], metrics)
+
+    (_, (disc_stats, disc_metrics)), disc_grads = jax.value_and_grad(
+        disc_loss_fn, has_aux=True)(state.disc.params)
+    new_disc = state.disc.apply_gradients(grads=disc_grads, batch_stats=disc_stats)
+
+    # --- E and G: L_EG + L_MI + vae_weight * L_VAE, with D fixed at its new value.
+    def discriminate(x, code_vec):
+      logit, _ = new_disc.apply_fn(_variables(new_disc), x, code_vec, train=True,
+                                   mutable=['batch_stats'])
+      return logit
+
+    def eg_loss_fn(enc_params, fake_images, real_code_vec):
+      g_adv = losses.generator_loss(discriminate(fake_images, prior_codes))
+      e_adv = losses.encoder_adversarial_loss(discriminate(images, real_code_vec))
+      # L_MI: E reads the codes back off G's images (gradient into E and G).
+      fake_out, updates = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats),
+                                             fake_images, train=True, mutable=['batch_stats'])
+      mi_cat = losses.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
+      mi_cont = gaussian_nll(codes.continuous, fake_out['mean'], fake_out['log_var'])
+      mi = lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
+      # L_VAE: E only. x_g is a constant target and E's input (a second
+      # forward, so that no L_VAE gradient reaches G through x_g); G's
+      # parameters are closed over, not differentiated.
+      target = jax.lax.stop_gradient(fake_images)
+      vae_out, _ = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats), target,
+                                      train=True, mutable=['batch_stats'])
+      post = posterior_codes(vae_out, k_fake_post, m.temperature, hard=False)
+      recon, captured = state.gen.apply_fn(
+          _variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1), train=True,
+          mutable=['batch_stats'], capture_intermediates=is_generator_output_conv)
+      recon_loss = beta_vae.reconstruction_loss(
+          target, recon, generator_pre_tanh(captured['intermediates']), m.reconstruction)
+      kl_cont = jnp.mean(beta_vae.gaussian_kl(vae_out['mean'], vae_out['log_var']))
+      kl_cat = sum((jnp.mean(categorical_kl_uniform(l)) for l in vae_out['cat_logits']),
+                   jnp.zeros((), jnp.float32))
+      vae = recon_loss + kl_cont + kl_cat
+      total = g_adv + m.encoder_gan_weight * e_adv + mi + m.vae_weight * vae
+      metrics = {'g_loss': g_adv, 'e_adv_loss': e_adv, 'mi_cat_loss': mi_cat,
+                 'mi_cont_loss': mi_cont, 'recon_loss': recon_loss, 'kl_cont': kl_cont,
+                 'kl_cat': kl_cat, 'vae_loss': vae}
+      return total, (updates['batch_stats'], metrics)
+
+    (_, (new_enc_stats, eg_metrics)), (enc_grads, fake_grads, code_grads) = jax.value_and_grad(
+        eg_loss_fn, argnums=(0, 1, 2), has_aux=True)(state.enc.params, fake, real_codes)
+    (enc_adv_grads,) = enc_real_vjp(code_grads)
+    enc_grads = jax.tree.map(jnp.add, enc_grads, enc_adv_grads)
+    (gen_grads,) = gen_vjp(fake_grads)
+    new_enc = state.enc.apply_gradients(grads=enc_grads, batch_stats=new_enc_stats)
+    new_gen = state.gen.apply_gradients(grads=gen_grads, batch_stats=gen_stats)
+    new_state = state.replace(step=state.step + 1, enc=new_enc, gen=new_gen, disc=new_disc)
+    return new_state, {**disc_metrics, **eg_metrics}
+
+  # --- What evaluation and the figures need ----------------------------------
+
+  def eval_outputs(self, state: InfoVAEGANState, images: jax.Array) -> dict[str, Any]:
+    """E's posterior on real images (inference mode) and G's decoding of it.
+
+    'z' = [mu(x), softmax of each Cat head]; 'cat_logits' = E's Cat heads;
+    'recon' = G(0, one_hot(argmax s), mu(x)).
+    """
+    out = state.enc.apply_fn(_variables(state.enc), images, train=False)
+    probs = [jax.nn.softmax(logits, axis=-1) for logits in out['cat_logits']]
+    one_hots = [jax.nn.one_hot(jnp.argmax(l, axis=-1), l.shape[-1], dtype=out['mean'].dtype)
+                for l in out['cat_logits']]
+    codes = jnp.concatenate([*one_hots, out['mean']], axis=-1)
+    # G's input width = noise + codes: the noise width is read off G's first layer.
+    noise_dim = state.gen.params['fc']['kernel'].shape[0] - codes.shape[-1]
+    g_input = jnp.concatenate([jnp.zeros((images.shape[0], noise_dim), codes.dtype), codes],
+                              axis=-1)
+    recon = state.gen.apply_fn(_variables(state.gen), g_input, train=False)
+    return {'z': jnp.concatenate([out['mean'], *probs], axis=-1),
+            'cat_logits': tuple(out['cat_logits']), 'recon': recon}
+
+  def generate(self, state: InfoVAEGANState, codes: latent.Codes,
+               layout: latent.CodeLayout) -> jax.Array:
+    return state.gen.apply_fn(_variables(state.gen), latent.generator_input(codes, layout),
+                              train=False)
