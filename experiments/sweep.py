@@ -57,7 +57,8 @@ _SELECT_AMONG = flags.DEFINE_list(
 flags.mark_flags_as_required(['config', 'root'])
 
 KEYS = ('test_error_hungarian', 'test_error_majority', 'nmi', 'ari', 'num_clusters_used',
-        'recon_mse', 'frechet_distance', 'recon_frechet_distance', 'generated_label_accuracy', 'latent_frechet_distance',
+        'recon_mse', 'frechet_distance', 'recon_frechet_distance', 'generated_label_accuracy',
+        'generated_cosine_similarity', 'latent_frechet_distance',
         'latent_precision', 'latent_recall', 'latent_kmeans_error', 'latent_gmm_error',
         'cluster_neighbour_agreement', 'train_wall_minutes')
 

@@ -232,8 +232,8 @@ class AAE(base.Method):
     return _apply_ae(state, latent.generator_input(codes, layout), method=AAEAutoencoder.decode)
 
 
-def _disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
-                 real_targets: jax.Array, fake_targets: jax.Array):
+def disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
+                real_targets: jax.Array, fake_targets: jax.Array):
   """One BCE step of an adversary on [real; fake] (one forward: no batch-dependent layers).
 
   Returns (new state, loss, mean D(real), mean D(fake)).
@@ -279,11 +279,11 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   real_style = prior.noise
   labels = lambda k, value, other: losses.noisy_labels(k, (batch_size,), value, other,
                                                        lc.label_flip_prob)
-  new_cat, d_cat_loss, d_cat_real, d_cat_fake = _disc_update(
+  new_cat, d_cat_loss, d_cat_real, d_cat_fake = disc_update(
       state.disc_cat, real_cat, jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1)),
       labels(k_cat_real, lc.real_label, lc.fake_label),
       labels(k_cat_fake, lc.fake_label, lc.real_label))
-  new_style, d_style_loss, d_style_real, d_style_fake = _disc_update(
+  new_style, d_style_loss, d_style_real, d_style_fake = disc_update(
       state.disc_style, real_style, jax.lax.stop_gradient(style),
       labels(k_style_real, lc.real_label, lc.fake_label),
       labels(k_style_fake, lc.fake_label, lc.real_label))

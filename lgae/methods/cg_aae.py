@@ -537,8 +537,7 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
       lambda p: _forward(state.enc, p, state.enc.batch_stats, images), state.enc.params,
       has_aux=True)
   real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, n, lc)
-  # pylint: disable-next=protected-access
-  new_dc, d_loss, real_prob, fake_prob = aae._disc_update(
+  new_dc, d_loss, real_prob, fake_prob = aae.disc_update(
       state.disc_code, jax.lax.stop_gradient(prior_code), jax.lax.stop_gradient(code),
       real_targets, fake_targets)
 
