@@ -51,7 +51,8 @@ def main(roots):
   for root in roots:
     copy_runs(root)
   rows = {os.path.basename(d): load_row(os.path.join(d, 'seed*'))
-          for d in sorted(glob.glob(os.path.join(HERE, '*'))) if os.path.isdir(d)}
+          for d in sorted(glob.glob(os.path.join(HERE, '*')))
+          if glob.glob(os.path.join(d, 'seed*', 'eval.json'))}
   teacher = os.path.join(HERE, '..', 'research', 'teacher', 'seed[0-9]')
   rows['latentgan_ae_best (E4, 5 seeds)'] = load_row(teacher)
   with open(os.path.join(HERE, 'results.md'), 'w') as f:
