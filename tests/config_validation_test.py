@@ -166,7 +166,8 @@ BAD_CONFIGS = [
     ('disc_b1_is_1', lambda c: _set(c, 'optimizer.disc_b1', 1.0), None,
      r'config\.optimizer\.disc_b1=1\.0 must be < 1'),
     ('unknown_model', lambda c: _set(c, 'model_name', 'vqvae'), None,
-     r"config\.model_name='vqvae': lgae has the methods \('latentgan_ae', 'infogan', 'aae', 'beta_vae', 'wae_mmd'\)"),
+     r"config\.model_name='vqvae': lgae has the methods \('latentgan_ae', 'infogan', 'aae', "
+     r"'beta_vae', 'wae_mmd', 'infovaegan', 'latent_stats_vae', 'cg_aae'\)"),
     # Dataset.
     ('unknown_tfds_dataset', lambda c: _set(c, 'dataset.name', 'mnsit'), None,
      r"config\.dataset\.name='mnsit' is not a tfds dataset known here\. Did you mean 'mnist'\?"),
