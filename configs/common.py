@@ -14,7 +14,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   # Which method `lgae.train` builds (`lgae.methods`): 'latentgan_ae' (the
-  # paper's system), 'infogan', 'aae', 'beta_vae' or 'wae_mmd'. `config.model` below is the
+  # paper's system), 'infogan', 'aae', 'beta_vae', 'wae_mmd', 'cg_aae', 'infovaegan' or
+  # 'latent_stats_vae' (`lgae.methods.NAMES`). `config.model` below is the
   # LatentGAN-AE's; other methods' configs replace it with their own group.
   config.model_name = 'latentgan_ae'
   config.seed = 0
