@@ -156,7 +156,7 @@ class AAE(base.Method):
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, c, lc = config.model, config.codes, config.loss
+    m, c = config.model, config.codes
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the AAE trains its autoencoder and "
          "discriminators together on every batch; set it to 'joint'.")
@@ -172,12 +172,7 @@ class AAE(base.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: it is the AAE style width; set it to >= 1 '
          '(e.g. 5).')
-    for name in ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
-                 'encoder_entropy_weight'):
-      value = lc.get(name, 0.0)
-      need(value == 0,
-           f'config.loss.{name}={value}: a LatentGAN-AE option the AAE does not have; set it '
-           'to 0.')
+    base.refuse_latentgan_loss_terms(config, need, 'AAE')
     for name in ('encoder_hidden', 'decoder_hidden', 'discriminator_hidden'):
       widths = m.get(name, ())
       need(isinstance(widths, (tuple, list)) and len(widths) > 0 and

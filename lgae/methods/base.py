@@ -117,6 +117,21 @@ class Method(abc.ABC):
     return f'<lgae method {self.name!r}>'
 
 
+# config.loss fields that act on the LatentGAN-AE's encoder or train its Q from
+# the latents; a method without them must leave them at 0.
+LATENTGAN_LOSS_TERMS = ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
+                        'encoder_entropy_weight')
+
+
+def refuse_latentgan_loss_terms(config: ml_collections.ConfigDict, need: Need, method: str,
+                                hint: str = '') -> None:
+  """Each of `LATENTGAN_LOSS_TERMS` must be 0 for `method` (which has none of them)."""
+  for name in LATENTGAN_LOSS_TERMS:
+    value = config.loss.get(name, 0.0)
+    need(value == 0, f'config.loss.{name}={value}: a LatentGAN-AE loss term the {method} does not '
+         f'have{hint}; set it to 0.')
+
+
 def need_a_code_for_q(config: ml_collections.ConfigDict, need: Need) -> None:
   """For methods with an InfoGAN Q head: at least one Cat or U code to infer."""
   c = config.codes

@@ -58,12 +58,8 @@ RECONSTRUCTIONS = ('bernoulli', 'mse')
 CONV_AUTOENCODER_FIELDS = ('latent_dim', 'encoder_features', 'encoder_kernel', 'encoder_stride',
                            'decoder_upsample', 'decoder_features', 'decoder_kernel',
                            'batch_norm_momentum', 'decoder_upsample_conv')
-# config.loss fields of the LatentGAN-AE that act on its encoder or train Q
-# from the latents; these autoencoders have neither, so they must stay 0 (as
-# in the AAE's checks). lambda_disc / lambda_cont weigh Q's terms and are
-# simply unused.
-_LATENTGAN_LOSS_TERMS = ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
-                         'encoder_entropy_weight')
+# (lambda_disc / lambda_cont weigh Q's terms and are simply unused by these
+# autoencoders; the LatentGAN-AE's other loss terms are refused in validation.)
 
 
 # -----------------------------------------------------------------------------
@@ -116,15 +112,11 @@ def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need
   width equal to z's, and the image geometry: the encoder must reduce the
   image to 1x1 and the decoder rebuild it (`latentgan_ae.validate_conv_autoencoder_geometry`).
   """
-  m, c, lc = config.model, config.codes, config.loss
+  m, c = config.model, config.codes
   need(config.schedule == 'joint',
        f"config.schedule={config.schedule!r}: the {method} trains encoder and decoder "
        "together on every batch and has no latent GAN for a second stage; set it to 'joint'.")
-  for name in _LATENTGAN_LOSS_TERMS:
-    value = lc.get(name, 0.0)
-    need(value == 0,
-         f'config.loss.{name}={value}: a LatentGAN-AE loss term the {method} does not have; '
-         'set it to 0.')
+  base.refuse_latentgan_loss_terms(config, need, method)
   categorical = tuple(c.categorical)
   need(len(categorical) == 0,
        f'config.codes.categorical={categorical}: the {method} has no categorical code (its '

@@ -359,7 +359,7 @@ class CGAAE(base.Method):
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, c, d, lc = config.model, config.codes, config.dataset, config.loss
+    m, c, d = config.model, config.codes, config.dataset
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the CG-AAE trains all its networks on every "
          "batch; set it to 'joint'.")
@@ -373,12 +373,7 @@ class CGAAE(base.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: the width of CG\'s Gaussian input z; set it to '
          '>= 1 (the paper: 90).')
-    for name in ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
-                 'encoder_entropy_weight'):
-      value = lc.get(name, 0.0)
-      need(value == 0,
-           f'config.loss.{name}={value}: a LatentGAN-AE option the CG-AAE does not have; set it '
-           'to 0.')
+    base.refuse_latentgan_loss_terms(config, need, 'CG-AAE')
     for name in ('code_dim', 'encoder_stem_features', 'encoder_stem_stride', 'encoder_fc',
                  'decoder_base_side', 'decoder_base_features', 'code_generator_hidden'):
       value = m[name]

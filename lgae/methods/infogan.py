@@ -207,7 +207,7 @@ class InfoGAN(base.Method):
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, d, lc = config.model, config.dataset, config.loss
+    m, d = config.model, config.dataset
     base.need_a_code_for_q(config, need)
     for name in ('generator_features', 'discriminator_features'):
       value = tuple(m[name])
@@ -229,11 +229,7 @@ class InfoGAN(base.Method):
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: InfoGAN has no autoencoder stage; use 'joint' "
          "('two_stage' is the latentgan_ae schedule).")
-    for name in ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
-                 'encoder_entropy_weight'):
-      value = lc.get(name, 0.0)
-      need(value == 0,
-           f'config.loss.{name}={value}: not an InfoGAN term (a latentgan_ae option); set it to 0.')
+    base.refuse_latentgan_loss_terms(config, need, 'InfoGAN')
 
   # --- Networks and state ----------------------------------------------------
 

@@ -89,9 +89,6 @@ from lgae import state as state_lib
 from lgae.methods import base, beta_vae, infogan
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-# config.loss fields of the LatentGAN-AE that InfoVAEGAN has no use for (must stay 0).
-_LATENTGAN_LOSS_TERMS = ('neighbour_weight', 'teacher_weight', 'encoder_adversarial_weight',
-                         'encoder_entropy_weight')
 
 
 # -----------------------------------------------------------------------------
@@ -306,7 +303,7 @@ class InfoVAEGAN(base.Method):
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, c, d, lc = config.model, config.codes, config.dataset, config.loss
+    m, c, d = config.model, config.codes, config.dataset
     need(len(c.categorical) + c.num_continuous > 0,
          'config.codes: no categorical and no continuous code; InfoVAEGAN infers (s, c), so '
          'give it at least one.')
@@ -334,10 +331,8 @@ class InfoVAEGAN(base.Method):
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: InfoVAEGAN has no autoencoder stage; use "
          "'joint'.")
-    for name in _LATENTGAN_LOSS_TERMS:
-      value = lc.get(name, 0.0)
-      need(value == 0, f'config.loss.{name}={value}: a latentgan_ae term InfoVAEGAN does not '
-           'have (its encoder weight is config.model.encoder_gan_weight); set it to 0.')
+    base.refuse_latentgan_loss_terms(
+        config, need, 'InfoVAEGAN', ' (its encoder weight is config.model.encoder_gan_weight)')
 
   # --- Networks and state ----------------------------------------------------
 

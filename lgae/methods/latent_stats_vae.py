@@ -365,15 +365,11 @@ class LatentStatsVAE(base.Method):
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
-    m, c, lc = config.model, config.codes, config.loss
+    m, c = config.model, config.codes
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the latent-statistics VAE trains its encoder, "
          "decoder and class statistics on every batch; set it to 'joint'.")
-    # pylint: disable-next=protected-access
-    for name in beta_vae._LATENTGAN_LOSS_TERMS:
-      value = lc.get(name, 0.0)
-      need(value == 0, f'config.loss.{name}={value}: a LatentGAN-AE loss term this VAE does '
-           'not have; set it to 0.')
+    base.refuse_latentgan_loss_terms(config, need, 'latent-statistics VAE')
     need(m.divergence in DIVERGENCES,
          f'config.model.divergence={m.divergence!r} must be one of {DIVERGENCES}.')
     need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
