@@ -21,26 +21,45 @@ One combined update per batch (lgae's rule), the paper's phases in order:
    stop_gradient(softmax(y)) (fake); D_style on N(0, I) samples (real) vs
    stop_gradient(z) (fake); BCE with lgae's noisy labels.
 3. Regularisation, generator = the encoder: fool both freshly updated
-   discriminators (non-saturating loss), times `model.adversarial_weight`.
+   discriminators (non-saturating loss), times `model.adversarial_weight`
+   (ramped linearly from 0 over `model.adversarial_warmup_steps`).
 
-(1) and (3) are ONE Adam step on the encoder+decoder with the summed loss (the
-decoder gets no gradient from (3)); see `_step` for why. The encoder runs
-forward once per step; its VJP serves both terms.
+How (1) and (3) update the encoder (`model.phase_updates`):
+
+  'separate' (default): as the paper, two updates of the encoder per batch,
+     each with its own Adam state: (1) moves encoder+decoder, then (2) and
+     (3) run on the encoder's outputs *after* that move, and (3) moves the
+     encoder with the regularisation phase's optimiser state
+     (`AAEState.reg_opt_state`). Three encoder forwards per step.
+  'combined': ONE Adam step on recon + weight * (g_cat + g_style), all at the
+     step's starting parameters (one encoder forward; its VJP serves both
+     terms). It collapses the cluster head on MNIST: Adam normalises per
+     parameter, so on the cluster head the adversarial gradient sets the
+     direction whatever the weight, and every row's softmax saturates onto
+     the same vertex of the simplex within ~200 updates (D_cat then sits at
+     its optimum 1/(K+1) on the encoder's outputs; see
+     experiments/results/mnist/comparison_1206/HYPOTHESES.md). Kept for the
+     record and for checkpoints trained with it.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 from flax.training import train_state
 
 from lgae import latent, losses
 from lgae import models as models_lib
 from lgae import state as state_lib
 from lgae.methods import base
+
+
+# model.phase_updates values (module docstring).
+PHASE_UPDATES = ('separate', 'combined')
 
 
 class AAEAutoencoder(nn.Module):
@@ -115,6 +134,9 @@ class AAEState(flax.struct.PyTreeNode):
     ae: encoder+decoder (batch_stats is {}: no BatchNorm in the paper's MLPs).
     disc_cat: D_cat, Cat(K) samples vs softmax(y).
     disc_style: D_style, N(0, I) samples vs the style z.
+    reg_opt_state: the Adam state of the encoder's regularisation-phase
+      updates under `model.phase_updates='separate'`; None (no leaves, so
+      the pytree and its checkpoints are unchanged) under 'combined'.
   """
 
   step: jax.Array
@@ -122,6 +144,7 @@ class AAEState(flax.struct.PyTreeNode):
   ae: state_lib.AutoencoderState
   disc_cat: train_state.TrainState
   disc_style: train_state.TrainState
+  reg_opt_state: Any = None
 
 
 def _apply_ae(state: AAEState, images: jax.Array, method=None):
@@ -148,11 +171,22 @@ class AAE(base.Method):
     m.decoder_hidden = (3000, 3000)
     # D_cat and D_style both use these widths, each ending in one logit.
     m.discriminator_hidden = (3000, 3000)
-    # Weight of the encoder's "fool D_cat and D_style" term against the
-    # reconstruction MSE, in the one combined encoder+decoder step. The paper
-    # weighs its phases through separate learning rates instead (ours: one
-    # Adam), so 1.0 is our choice, not a paper value.
+    # How the reconstruction and regularisation phases update the encoder
+    # (module docstring): 'separate' (the paper's two updates per batch, each
+    # with its own Adam state) or 'combined' (one Adam step on the summed
+    # loss; collapses the cluster head on MNIST, kept for the record).
+    m.phase_updates = 'separate'
+    # Weight of the encoder's "fool D_cat and D_style" term. Under 'combined'
+    # it is the ratio to the reconstruction MSE in the one step; under
+    # 'separate' the phase has its own Adam, which is invariant to a constant
+    # scale, so the weight only matters through the warm-up below. The paper
+    # weighs its phases through separate learning rates instead; 1.0 is our
+    # choice, not a paper value.
     m.adversarial_weight = 1.0
+    # Steps over which the adversarial weight ramps linearly from 0 to
+    # adversarial_weight (0: no ramp). Not in the paper; a probe of why the
+    # combined update collapses (comparison_1206/HYPOTHESES.md, P2).
+    m.adversarial_warmup_steps = 0
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
@@ -182,6 +216,12 @@ class AAE(base.Method):
     need(weight >= 0,
          f'config.model.adversarial_weight={weight}: must be >= 0 (0 turns the AAE into a '
          'plain autoencoder).')
+    updates = m.get('phase_updates', 'combined')
+    need(updates in PHASE_UPDATES,
+         f'config.model.phase_updates={updates!r} must be one of {PHASE_UPDATES}.')
+    warmup = m.get('adversarial_warmup_steps', 0)
+    need(isinstance(warmup, int) and warmup >= 0,
+         f'config.model.adversarial_warmup_steps={warmup!r}: must be an int >= 0 (0: no ramp).')
 
   def build_models(self, config: ml_collections.ConfigDict) -> AAEModels:
     m, layout = config.model, latent.CodeLayout.from_config(config)
@@ -202,21 +242,28 @@ class AAE(base.Method):
     cat_params = models.disc_cat.init(k_cat, jnp.zeros((1, layout.categorical[0])))['params']
     style_params = models.disc_style.init(k_style, jnp.zeros((1, layout.noise_dim)))['params']
     disc_tx = state_lib.make_optimizer(config, 'discriminator')
+    ae_tx = state_lib.make_optimizer(config, 'autoencoder')
+    # .get: configs saved before phase_updates existed trained 'combined'.
+    separate = config.model.get('phase_updates', 'combined') == 'separate'
     return AAEState(
         step=jnp.zeros((), jnp.int32),
         rng=k_rng,
         ae=state_lib.AutoencoderState.create(
             apply_fn=models.autoencoder.apply, params=ae_params,
-            tx=state_lib.make_optimizer(config, 'autoencoder'), batch_stats={}),
+            tx=ae_tx, batch_stats={}),
         disc_cat=train_state.TrainState.create(apply_fn=models.disc_cat.apply,
                                                params=cat_params, tx=disc_tx),
         disc_style=train_state.TrainState.create(apply_fn=models.disc_style.apply,
                                                  params=style_params, tx=disc_tx),
+        reg_opt_state=ae_tx.init(ae_params) if separate else None,
     )
 
   def train_step(self, state: AAEState, batch: dict[str, jax.Array], *,
                  config: ml_collections.ConfigDict) -> tuple[AAEState, base.Metrics]:
-    return _step(state, batch['image'], config, latent.CodeLayout.from_config(config))
+    layout = latent.CodeLayout.from_config(config)
+    if config.model.get('phase_updates', 'combined') == 'separate':
+      return _separate_step(state, batch['image'], config, layout)
+    return _step(state, batch['image'], config, layout)
 
   def eval_outputs(self, state: AAEState, images: jax.Array) -> dict:
     style, logits, recon = _apply_ae(state, images)
@@ -244,34 +291,27 @@ def disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
   return disc.apply_gradients(grads=grads), loss, real_prob, fake_prob
 
 
-def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
-          layout: latent.CodeLayout) -> tuple[AAEState, base.Metrics]:
-  """The combined update (module docstring); pure, draws from fold_in(rng, step).
+def adversarial_weight(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """`model.adversarial_weight`, ramped linearly from 0 over `model.adversarial_warmup_steps`."""
+  weight = config.model.adversarial_weight
+  warmup = config.model.get('adversarial_warmup_steps', 0)
+  if warmup <= 0:
+    return jnp.asarray(weight, jnp.float32)
+  return weight * jnp.minimum(1.0, step.astype(jnp.float32) / warmup)
 
-  Phases (1) and (3) are one Adam step on the summed loss
-  recon + adversarial_weight * (g_cat + g_style), both evaluated at the
-  encoder's current parameters, rather than the paper's two SGD updates per
-  batch. Why: lgae keeps one optimiser state per network (one Adam applied
-  twice per step would advance its moment estimates twice), the combined
-  step stays one forward and one backward pass through the encoder, and the
-  relative size of the two phases is `model.adversarial_weight` instead of a
-  ratio of learning rates. Consequence: the discriminators (2) see the
-  encoder's outputs before this step's reconstruction update, not after it.
+
+def _discriminator_phase(state: AAEState, style: jax.Array, logits: jax.Array, key: jax.Array,
+                         config: ml_collections.ConfigDict, layout: latent.CodeLayout):
+  """Phase (2): one BCE step of D_cat and of D_style against the encoder's (held) outputs.
+
+  Returns (new D_cat, new D_style, metrics).
   """
   lc = config.loss
-  batch_size = images.shape[0]
-  num_clusters = layout.categorical[0]
-  key = jax.random.fold_in(state.rng, state.step)
+  batch_size = style.shape[0]
   k_prior, k_cat_real, k_cat_fake, k_style_real, k_style_fake = jax.random.split(key, 5)
-
-  # (1)'s forward; its VJP is reused for the encoder+decoder update below.
-  (style, logits, recon), ae_vjp = jax.vjp(
-      lambda params: state.ae.apply_fn({'params': params}, images), state.ae.params)
-
-  # (2) The priors' samples (the layout's own: style ~ N(0, I), y uniform one-hot).
+  # The priors' samples (the layout's own: style ~ N(0, I), y uniform one-hot).
   prior = latent.sample(k_prior, layout, batch_size)
-  real_cat = jax.nn.one_hot(prior.categorical[:, 0], num_clusters, dtype=style.dtype)
-  real_style = prior.noise
+  real_cat = jax.nn.one_hot(prior.categorical[:, 0], layout.categorical[0], dtype=style.dtype)
   labels = lambda k, value, other: losses.noisy_labels(k, (batch_size,), value, other,
                                                        lc.label_flip_prob)
   new_cat, d_cat_loss, d_cat_real, d_cat_fake = disc_update(
@@ -279,19 +319,98 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
       labels(k_cat_real, lc.real_label, lc.fake_label),
       labels(k_cat_fake, lc.fake_label, lc.real_label))
   new_style, d_style_loss, d_style_real, d_style_fake = disc_update(
-      state.disc_style, real_style, jax.lax.stop_gradient(style),
+      state.disc_style, prior.noise, jax.lax.stop_gradient(style),
       labels(k_style_real, lc.real_label, lc.fake_label),
       labels(k_style_fake, lc.fake_label, lc.real_label))
+  metrics = {'d_cat_loss': d_cat_loss, 'd_style_loss': d_style_loss,
+             'd_cat_real_prob': d_cat_real, 'd_cat_fake_prob': d_cat_fake,
+             'd_style_real_prob': d_style_real, 'd_style_fake_prob': d_style_fake}
+  return new_cat, new_style, metrics
+
+
+def _fool_losses(disc_cat: train_state.TrainState, disc_style: train_state.TrainState,
+                 style: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Phase (3)'s terms: the encoder's non-saturating losses against the (held) adversaries."""
+  g_cat = losses.generator_loss(
+      disc_cat.apply_fn({'params': disc_cat.params}, jax.nn.softmax(logits, axis=-1)))
+  g_style = losses.generator_loss(disc_style.apply_fn({'params': disc_style.params}, style))
+  return g_cat, g_style
+
+
+def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
+                   layout: latent.CodeLayout) -> tuple[AAEState, base.Metrics]:
+  """The paper's phases as two encoder updates, each with its own Adam state (module docstring).
+
+  (1) moves encoder+decoder on the MSE with `state.ae`'s optimiser; (2)
+  trains the adversaries on the moved encoder's outputs; (3) moves the
+  encoder against them with the same Adam settings but the regularisation
+  phase's own moments (`reg_opt_state`), so neither phase's gradient scale
+  leaks into the other's per-parameter normalisation.
+  """
+  key = jax.random.fold_in(state.rng, state.step)
+
+  # (1) Reconstruction.
+  def recon_loss_fn(params):
+    _, _, recon = state.ae.apply_fn({'params': params}, images)
+    return losses.reconstruction_loss(images, recon)
+
+  recon_loss, recon_grads = jax.value_and_grad(recon_loss_fn)(state.ae.params)
+  ae = state.ae.apply_gradients(grads=recon_grads)
+
+  # (2) The adversaries, on the encoder after (1).
+  (style, logits), encode_vjp = jax.vjp(
+      lambda params: ae.apply_fn({'params': params}, images, method=AAEAutoencoder.encode),
+      ae.params)
+  new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)
+
+  # (3) The encoder against the updated adversaries (the decoder's gradient is
+  # zero, so Adam leaves it where (1) put it).
+  weight = adversarial_weight(config, state.step)
+
+  def fool_loss_fn(outputs):
+    g_cat, g_style = _fool_losses(new_cat, new_style, *outputs)
+    return weight * (g_cat + g_style), {'g_cat_loss': g_cat, 'g_style_loss': g_style}
+
+  (_, g_metrics), out_grads = jax.value_and_grad(fool_loss_fn, has_aux=True)((style, logits))
+  (reg_grads,) = encode_vjp(out_grads)
+  updates, reg_opt_state = ae.tx.update(reg_grads, state.reg_opt_state, ae.params)
+  ae = ae.replace(params=optax.apply_updates(ae.params, updates))
+
+  metrics = {'recon_loss': recon_loss, **g_metrics, **d_metrics}
+  new_state = state.replace(step=state.step + 1, ae=ae, disc_cat=new_cat, disc_style=new_style,
+                            reg_opt_state=reg_opt_state)
+  return new_state, metrics
+
+
+def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
+          layout: latent.CodeLayout) -> tuple[AAEState, base.Metrics]:
+  """The 'combined' update (module docstring); pure, draws from fold_in(rng, step).
+
+  Phases (1) and (3) are one Adam step on the summed loss
+  recon + adversarial_weight * (g_cat + g_style), both evaluated at the
+  encoder's current parameters, rather than the paper's two updates per
+  batch: one forward and one backward pass through the encoder. The
+  discriminators (2) see the encoder's outputs before this step's
+  reconstruction update, not after it. Collapses the cluster head on MNIST
+  (module docstring); 'separate' is the default.
+  """
+  key = jax.random.fold_in(state.rng, state.step)
+
+  # (1)'s forward; its VJP is reused for the encoder+decoder update below.
+  (style, logits, recon), ae_vjp = jax.vjp(
+      lambda params: state.ae.apply_fn({'params': params}, images), state.ae.params)
+
+  # (2)
+  new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)
+  weight = adversarial_weight(config, state.step)
 
   # (1) + (3): the loss as a function of the encoder's outputs; the updated
   # discriminators are held fixed. The decoder's output enters only the MSE.
   def ae_loss_fn(outputs):
     style_out, logits_out, recon_out = outputs
     recon_loss = losses.reconstruction_loss(images, recon_out)
-    g_cat = losses.generator_loss(
-        new_cat.apply_fn({'params': new_cat.params}, jax.nn.softmax(logits_out, axis=-1)))
-    g_style = losses.generator_loss(new_style.apply_fn({'params': new_style.params}, style_out))
-    total = recon_loss + config.model.adversarial_weight * (g_cat + g_style)
+    g_cat, g_style = _fool_losses(new_cat, new_style, style_out, logits_out)
+    total = recon_loss + weight * (g_cat + g_style)
     return total, {'recon_loss': recon_loss, 'g_cat_loss': g_cat, 'g_style_loss': g_style}
 
   (_, ae_metrics), out_grads = jax.value_and_grad(ae_loss_fn, has_aux=True)(
@@ -299,9 +418,7 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   (ae_grads,) = ae_vjp(out_grads)
   new_ae = state.ae.apply_gradients(grads=ae_grads)
 
-  metrics = {**ae_metrics, 'd_cat_loss': d_cat_loss, 'd_style_loss': d_style_loss,
-             'd_cat_real_prob': d_cat_real, 'd_cat_fake_prob': d_cat_fake,
-             'd_style_real_prob': d_style_real, 'd_style_fake_prob': d_style_fake}
+  metrics = {**ae_metrics, **d_metrics}
   new_state = state.replace(step=state.step + 1, ae=new_ae, disc_cat=new_cat,
                             disc_style=new_style)
   return new_state, metrics
