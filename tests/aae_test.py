@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import aae_mnist
@@ -22,9 +23,11 @@ def _make(config):
   return method, models, state
 
 
-@pytest.fixture(scope='module')
-def smoke():
+@pytest.fixture(scope='module', params=aae.PHASE_UPDATES)
+def smoke(request):
+  """The smoke config and a fresh state, under each `model.phase_updates`."""
   config = aae_mnist.get_config('smoke')
+  config.model.phase_updates = request.param
   method, models, state = _make(config)
   return config, method, models, state
 
@@ -170,6 +173,78 @@ def test_train_step_is_deterministic_and_updates_every_network(smoke):
   assert float(metrics_next['d_cat_loss']) != float(metrics_a['d_cat_loss'])
 
 
+def test_separate_phases_by_hand():
+  """'separate': Adam on the MSE, then D_cat/D_style on the *moved* encoder, then the encoder
+  against the updated adversaries with its own Adam moments; each written out with optax."""
+  config = aae_mnist.get_config('smoke')
+  assert config.model.phase_updates == 'separate'   # the default.
+  method, _, state = _make(config)
+  images = _images(jax.random.PRNGKey(12), config.batch_size)
+  new, metrics = jax.jit(functools.partial(method.train_step, config=config))(
+      state, {'image': images})
+  apply = lambda params, *a, **k: state.ae.apply_fn({'params': params}, *a, **k)
+  tx = state.ae.tx
+
+  # (1) Reconstruction: one Adam step of encoder+decoder on the MSE alone.
+  mse = lambda params: jnp.mean((apply(params, images)[2] - images) ** 2)
+  updates, _ = tx.update(jax.grad(mse)(state.ae.params), state.ae.opt_state, state.ae.params)
+  params1 = optax.apply_updates(state.ae.params, updates)
+  np.testing.assert_allclose(metrics['recon_loss'], mse(state.ae.params), rtol=1e-5)
+
+  # (2) The adversaries see the encoder after (1), with the step's prior samples.
+  layout = method.code_layout(config)
+  style1, logits1 = apply(params1, images, method=aae.AAEAutoencoder.encode)
+  k_prior = jax.random.split(jax.random.fold_in(state.rng, 0), 5)[0]
+  prior = latent.sample(k_prior, layout, config.batch_size)
+  ones, zeros = jnp.ones(config.batch_size), jnp.zeros(config.batch_size)   # no label noise.
+  cat, *_ = aae.disc_update(state.disc_cat, jax.nn.one_hot(prior.categorical[:, 0], 16),
+                            jax.nn.softmax(logits1), ones, zeros)
+  style_disc, *_ = aae.disc_update(state.disc_style, prior.noise, style1, ones, zeros)
+  for want, got in ((cat.params, new.disc_cat.params), (style_disc.params, new.disc_style.params)):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-5), got, want)
+
+  # (3) The encoder against the updated adversaries, from the regularisation
+  # phase's own (fresh) Adam state; the decoder stays where (1) put it.
+  def fool(params):
+    style, logits = apply(params, images, method=aae.AAEAutoencoder.encode)
+    d = lambda disc, x: disc.apply_fn({'params': disc.params}, x)
+    return (jnp.mean(jax.nn.softplus(-d(cat, jax.nn.softmax(logits)))) +
+            jnp.mean(jax.nn.softplus(-d(style_disc, style))))
+
+  updates, _ = tx.update(jax.grad(fool)(params1), tx.init(state.ae.params), params1)
+  params2 = optax.apply_updates(params1, updates)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, atol=2e-5), new.ae.params, params2)
+  # (jit vs eager rounding only: an Adam update would move it by ~lr = 1e-4.)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=0, atol=1e-7),
+               new.ae.params['decoder'], params1['decoder'])
+  # The two phases keep separate moments: the reconstruction's opt_state and
+  # reg_opt_state both moved, and differently.
+  assert new.reg_opt_state is not None
+  mu = lambda opt: jax.tree.leaves(opt[0].mu)
+  assert not all(np.allclose(a, b) for a, b in zip(mu(new.ae.opt_state), mu(new.reg_opt_state)))
+
+
+def test_combined_state_has_no_regularisation_optimiser():
+  # Under 'combined' the state pytree has exactly the leaves it had before
+  # phase_updates existed, so those checkpoints restore unchanged.
+  config = aae_mnist.get_config('smoke')
+  config.model.phase_updates = 'combined'
+  _, _, combined = _make(config)
+  _, _, separate = _make(aae_mnist.get_config('smoke'))
+  assert combined.reg_opt_state is None
+  extra = len(jax.tree.leaves(separate)) - len(jax.tree.leaves(combined))
+  assert extra == len(jax.tree.leaves(separate.reg_opt_state)) > 0
+
+
+def test_adversarial_weight_ramp():
+  config = aae_mnist.get_config('smoke')
+  config.model.adversarial_weight = 2.0
+  weight = lambda step: float(aae.adversarial_weight(config, jnp.asarray(step, jnp.int32)))
+  assert weight(0) == weight(10**6) == 2.0   # no ramp by default.
+  config.model.adversarial_warmup_steps = 100
+  assert [weight(s) for s in (0, 25, 100, 500)] == [0.0, 0.5, 2.0, 2.0]
+
+
 def test_decoder_gets_no_gradient_from_the_adversarial_term(smoke):
   config, method, _, state = smoke
   batch = {'image': _images(jax.random.PRNGKey(7), config.batch_size)}
@@ -254,6 +329,8 @@ def test_validate_accepts_the_configs():
     ('codes.noise_dim', 0, 'config.codes.noise_dim'),
     ('loss.encoder_adversarial_weight', 0.5, 'config.loss.encoder_adversarial_weight'),
     ('model.discriminator_hidden', (32, 0), 'config.model.discriminator_hidden'),
+    ('model.phase_updates', 'alternate', 'config.model.phase_updates'),
+    ('model.adversarial_warmup_steps', -1, 'config.model.adversarial_warmup_steps'),
 ])
 def test_validate_rejects(field, value, names):
   config = aae_mnist.get_config('smoke')
