@@ -183,6 +183,10 @@ class AAE(base.Method):
     # weighs its phases through separate learning rates instead; 1.0 is our
     # choice, not a paper value.
     m.adversarial_weight = 1.0
+    # Learning rate of the encoder's regularisation-phase Adam under
+    # 'separate' (0: optimizer.learning_rate, the same as the reconstruction
+    # phase's). The paper gives its two phases separate learning rates.
+    m.regularisation_learning_rate = 0.0
     # Steps over which the adversarial weight ramps linearly from 0 to
     # adversarial_weight (0: no ramp). Not in the paper; a probe of why the
     # combined update collapses (comparison_1206/HYPOTHESES.md, P2).
@@ -219,6 +223,10 @@ class AAE(base.Method):
     updates = m.get('phase_updates', 'combined')
     need(updates in PHASE_UPDATES,
          f'config.model.phase_updates={updates!r} must be one of {PHASE_UPDATES}.')
+    reg_lr = m.get('regularisation_learning_rate', 0.0)
+    need(reg_lr >= 0,
+         f'config.model.regularisation_learning_rate={reg_lr}: must be >= 0 (0: the '
+         'autoencoder\'s optimizer.learning_rate).')
     warmup = m.get('adversarial_warmup_steps', 0)
     need(isinstance(warmup, int) and warmup >= 0,
          f'config.model.adversarial_warmup_steps={warmup!r}: must be an int >= 0 (0: no ramp).')
@@ -255,7 +263,7 @@ class AAE(base.Method):
                                                params=cat_params, tx=disc_tx),
         disc_style=train_state.TrainState.create(apply_fn=models.disc_style.apply,
                                                  params=style_params, tx=disc_tx),
-        reg_opt_state=ae_tx.init(ae_params) if separate else None,
+        reg_opt_state=regularisation_optimizer(config).init(ae_params) if separate else None,
     )
 
   def train_step(self, state: AAEState, batch: dict[str, jax.Array], *,
@@ -289,6 +297,13 @@ def disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
 
   (loss, (real_prob, fake_prob)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
   return disc.apply_gradients(grads=grads), loss, real_prob, fake_prob
+
+
+def regularisation_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The Adam of the encoder's regularisation phase under 'separate' (its own learning rate)."""
+  reg_lr = config.model.get('regularisation_learning_rate', 0.0)
+  o = config.optimizer
+  return optax.adam(reg_lr if reg_lr > 0 else o.learning_rate, b1=o.b1, b2=o.b2)
 
 
 def adversarial_weight(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
@@ -343,9 +358,10 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   (1) moves encoder+decoder on the MSE with `state.ae`'s optimiser; (2)
   trains the adversaries on the moved encoder's outputs; (3) moves the
-  encoder against them with the same Adam settings but the regularisation
-  phase's own moments (`reg_opt_state`), so neither phase's gradient scale
-  leaks into the other's per-parameter normalisation.
+  encoder against them with `regularisation_optimizer` (the same Adam
+  settings unless `model.regularisation_learning_rate` is set) and the
+  regularisation phase's own moments (`reg_opt_state`), so neither phase's
+  gradient scale leaks into the other's per-parameter normalisation.
   """
   key = jax.random.fold_in(state.rng, state.step)
 
@@ -373,7 +389,8 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   (_, g_metrics), out_grads = jax.value_and_grad(fool_loss_fn, has_aux=True)((style, logits))
   (reg_grads,) = encode_vjp(out_grads)
-  updates, reg_opt_state = ae.tx.update(reg_grads, state.reg_opt_state, ae.params)
+  updates, reg_opt_state = regularisation_optimizer(config).update(
+      reg_grads, state.reg_opt_state, ae.params)
   ae = ae.replace(params=optax.apply_updates(ae.params, updates))
 
   metrics = {'recon_loss': recon_loss, **g_metrics, **d_metrics}
