@@ -42,6 +42,7 @@ Where we differ or they are silent (our choices):
 
 Usage:
   python -m experiments.main --config=configs/beta_vae_dsprites.py --workdir=/tmp/bvae
+  python -m experiments.main --config=configs/beta_vae_dsprites.py:cpu --workdir=/tmp/bvae_cpu
   python -m experiments.main --config=configs/beta_vae_dsprites.py:smoke   # tiny, for tests/CI
 """
 
@@ -54,17 +55,18 @@ from lgae.methods import beta_vae
 Z_DIM = 16
 
 
-def vae_like_dsprites_config(model: ml_collections.ConfigDict,
-                             model_name: str) -> ml_collections.ConfigDict:
+def vae_like_dsprites_config(model: ml_collections.ConfigDict, model_name: str,
+                             table: str = 'paper') -> ml_collections.ConfigDict:
   """configs/dsprites.py's dataset, networks and schedule for a conv VAE-like method.
 
   Shared by the beta-VAE and WAE configs. Takes the method's `model_config()`
-  (`model`), copies the encoder/decoder geometry of the dSprites 64x64 table
-  into it and sets the code layout to z alone (noise_dim = Z_DIM, no Cat, no
-  U codes), the optimiser, batch and length described in this module's
+  (`model`), copies the encoder/decoder geometry of configs/dsprites.py's
+  variant `table` ('paper': the 64x64 table; 'cpu': its CPU widths) into it
+  and sets the code layout to z alone (noise_dim = Z_DIM, no Cat, no U
+  codes), the optimiser, batch and length described in this module's
   docstring.
   """
-  config = dsprites.get_config('paper')
+  config = dsprites.get_config(table)
   table = config.model
   config.model_name = model_name
   config.model = model
@@ -112,14 +114,28 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   common.shrink_schedule_for_smoke(config)
 
 
+def apply_cpu_schedule(config: ml_collections.ConfigDict) -> None:
+  """The 'cpu' variants' length: the dSprites CPU protocol of configs/dsprites.py:cpu."""
+  config.batch_size = dsprites.CPU_BATCH_SIZE
+  config.num_train_steps = dsprites.CPU_TRAIN_STEPS
+  config.checkpoint_every_steps = dsprites.CPU_TRAIN_STEPS // 4
+  config.eval_every_steps = -1
+
+
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
-  """Returns the beta-VAE dSprites config: 'paper' (beta = 4) or 'smoke' (tests)."""
-  config = vae_like_dsprites_config(beta_vae.BetaVAE().model_config(), beta_vae.BetaVAE.name)
+  """Returns the beta-VAE dSprites config: 'paper' (beta = 4), 'cpu' or 'smoke' (tests).
+
+  'cpu': configs/dsprites.py:cpu's networks (16-d z as here) and its CPU protocol's length.
+  """
+  if variant not in ('paper', 'cpu', 'smoke'):
+    raise ValueError(f"Unknown beta-VAE dSprites config variant {variant!r}; use 'paper', "
+                     "'cpu' or 'smoke'.")
+  config = vae_like_dsprites_config(beta_vae.BetaVAE().model_config(), beta_vae.BetaVAE.name,
+                                    'cpu' if variant == 'cpu' else 'paper')
   config.model.beta = 4.0
   config.model.reconstruction = 'bernoulli'   # binary images; Rubenstein et al.'s loss.
   if variant == 'smoke':
     apply_smoke(config)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown beta-VAE dSprites config variant {variant!r}; use 'paper' or "
-                     "'smoke'.")
+  elif variant == 'cpu':
+    apply_cpu_schedule(config)
   return config

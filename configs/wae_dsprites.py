@@ -38,6 +38,7 @@ Where this WAE differs from theirs, or they are silent (our choices):
 
 Usage:
   python -m experiments.main --config=configs/wae_dsprites.py --workdir=/tmp/wae
+  python -m experiments.main --config=configs/wae_dsprites.py:cpu --workdir=/tmp/wae_cpu
   python -m experiments.main --config=configs/wae_dsprites.py:smoke   # tiny, for tests/CI
 """
 
@@ -48,14 +49,20 @@ from lgae.methods import wae
 
 
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
-  """Returns the WAE-MMD dSprites config: 'paper' or 'smoke' (tests)."""
-  config = beta_vae_dsprites.vae_like_dsprites_config(wae.WAE().model_config(), wae.WAE.name)
+  """Returns the WAE-MMD dSprites config: 'paper', 'cpu' or 'smoke' (tests).
+
+  'cpu': configs/dsprites.py:cpu's networks and its CPU protocol's length.
+  """
+  if variant not in ('paper', 'cpu', 'smoke'):
+    raise ValueError(f"Unknown WAE dSprites config variant {variant!r}; use 'paper', 'cpu' or "
+                     "'smoke'.")
+  config = beta_vae_dsprites.vae_like_dsprites_config(
+      wae.WAE().model_config(), wae.WAE.name, 'cpu' if variant == 'cpu' else 'paper')
   config.model.lambda_mmd = 10.0
   config.model.prior_sigma = 1.0
   config.model.reconstruction = 'bernoulli'   # binary images; Rubenstein et al.'s cost.
   if variant == 'smoke':
     beta_vae_dsprites.apply_smoke(config)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown WAE dSprites config variant {variant!r}; use 'paper' or "
-                     "'smoke'.")
+  elif variant == 'cpu':
+    beta_vae_dsprites.apply_cpu_schedule(config)
   return config

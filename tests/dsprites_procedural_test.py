@@ -230,9 +230,27 @@ def test_small_builder_examples(small_builder):
   assert set(np.unique(images)) == {0, 1}
 
 
-@pytest.mark.parametrize('variant', ['paper', 'smoke'])
+@pytest.mark.parametrize('variant', ['paper', 'cpu', 'smoke'])
 def test_config_is_valid(variant):
   config = dsprites.get_config(variant)
   assert config.dataset.name == 'dsprites_procedural'
   config_validation.validate(config, num_devices=1)
   config_validation.validate(config, num_devices=4)
+
+
+def test_cpu_variants_share_networks_and_protocol():
+  # The dSprites CPU table compares methods on the same encoder geometry,
+  # representation width, batch and length.
+  from configs import beta_vae_dsprites, wae_dsprites  # pylint: disable=g-import-not-at-top
+  latentgan = dsprites.get_config('cpu')
+  layout = latentgan.codes
+  assert layout.generator_input_dim == layout.noise_dim + sum(layout.categorical) + \
+      layout.num_continuous
+  for module in (beta_vae_dsprites, wae_dsprites):
+    config = module.get_config('cpu')
+    config_validation.validate(config, num_devices=1)
+    for field in ('latent_dim', 'encoder_features', 'decoder_upsample', 'decoder_features'):
+      assert config.model[field] == latentgan.model[field], (module.__name__, field)
+    assert (config.batch_size, config.num_train_steps) == (latentgan.batch_size,
+                                                           latentgan.num_train_steps)
+    assert config.model.encoder_features != module.get_config('paper').model.encoder_features
