@@ -1,10 +1,12 @@
-"""Builds results.md of the issue-12/13 comparison from the eval.json files in this folder.
+"""Builds comparison_results.md of the issue-12/13 comparison from the committed eval.json files.
 
-  python experiments/results/mnist/comparison_1204/collect.py [SWEEP_ROOT ...]
+  python experiments/results/mnist/collect_comparison.py [--into=comparison_1206 SWEEP_ROOT ...]
 
-With sweep roots, first copies each run's eval.json, sweep_timing.json and
-metrics.jsonl here (<row>/seed<N>/); then reads every row folder (and the
-5-seed `:best` runs of experiments/results/mnist/research/teacher) into one table.
+Rows are the folders comparison_<session>/<row>/ holding seed<N>/eval.json
+(each session's HYPOTHESES.md beside them). With sweep roots, first copies
+each run's eval.json, sweep_timing.json and metrics.jsonl into
+comparison_<session>/<row>/seed<N>/; then reads every row (and the 5-seed
+`:best` runs of experiments/results/mnist/research/teacher) into one table.
 """
 
 import glob
@@ -14,18 +16,18 @@ import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', '..', '..'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', '..'))
 from lgae import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 KEYS = ('test_error_hungarian', 'test_error_majority', 'nmi', 'frechet_distance',
         'generated_label_accuracy', 'generated_cosine_similarity', 'train_wall_minutes')
 
 
-def copy_runs(root):
+def copy_runs(root, into):
   for eval_path in glob.glob(os.path.join(root, '*', 'seed*', 'eval.json')):
     seed_dir = os.path.dirname(eval_path)
     row = os.path.basename(os.path.dirname(seed_dir))
-    dest = os.path.join(HERE, row, os.path.basename(seed_dir))
+    dest = os.path.join(HERE, into, row, os.path.basename(seed_dir))
     os.makedirs(dest, exist_ok=True)
     for name in ('eval.json', 'sweep_timing.json', 'metrics.jsonl'):
       if os.path.exists(os.path.join(seed_dir, name)):
@@ -47,15 +49,27 @@ def load_row(pattern):
   return runs
 
 
-def main(roots):
+def main(argv):
+  into = None
+  roots = []
+  for arg in argv:
+    if arg.startswith('--into='):
+      into = arg.split('=', 1)[1]
+    else:
+      roots.append(arg)
+  if roots and not into:
+    raise SystemExit('Give --into=comparison_<session> with sweep roots: the folder to copy into.')
   for root in roots:
-    copy_runs(root)
-  rows = {os.path.basename(d): load_row(os.path.join(d, 'seed*'))
-          for d in sorted(glob.glob(os.path.join(HERE, '*')))
-          if glob.glob(os.path.join(d, 'seed*', 'eval.json'))}
-  teacher = os.path.join(HERE, '..', 'research', 'teacher', 'seed[0-9]')
+    copy_runs(root, into)
+  rows = {}
+  for d in sorted(glob.glob(os.path.join(HERE, 'comparison_*', '*'))):
+    if glob.glob(os.path.join(d, 'seed*', 'eval.json')):
+      session = os.path.basename(os.path.dirname(d))[len('comparison_'):]
+      rows[f'{os.path.basename(d)} ({session})'] = load_row(os.path.join(d, 'seed*'))
+  teacher = os.path.join(HERE, 'research', 'teacher', 'seed[0-9]')
   rows['latentgan_ae_best (E4, 5 seeds)'] = load_row(teacher)
-  with open(os.path.join(HERE, 'results.md'), 'w') as f:
+  out = os.path.join(HERE, 'comparison_results.md')
+  with open(out, 'w') as f:
     f.write('# Comparison runs (mean ± std over seeds; per-run rows below)\n\n')
     f.write(reporting.settings_table(rows, KEYS) + '\n\n')
     for name, runs in rows.items():
@@ -64,7 +78,7 @@ def main(roots):
         if 'command' in r:
           f.write(f"- {r['seed']}: `{r['command']}`\n")
       f.write('\n')
-  print(open(os.path.join(HERE, 'results.md')).read())
+  print(open(out).read())
 
 
 if __name__ == '__main__':
