@@ -236,6 +236,33 @@ def test_combined_state_has_no_regularisation_optimiser():
   assert extra == len(jax.tree.leaves(separate.reg_opt_state)) > 0
 
 
+def test_cluster_logits_batch_norm():
+  config = aae_mnist.get_config('smoke')
+  config.model.cluster_logits_norm = 'batch_norm'
+  method, _, state = _make(config)
+  assert set(state.ae.batch_stats) == {'cat_norm'}
+  images = _images(jax.random.PRNGKey(13), config.batch_size)
+  new, _ = jax.jit(functools.partial(method.train_step, config=config))(state, {'image': images})
+  # The step moves the running averages; evaluation reads them (not the batch's statistics).
+  mean = lambda st: np.asarray(st.ae.batch_stats['cat_norm']['mean'])
+  assert not np.allclose(mean(new), mean(state))
+  apply = lambda train: new.ae.apply_fn(
+      {'params': new.ae.params, 'batch_stats': new.ae.batch_stats}, images, train=train,
+      method=aae.AAEAutoencoder.encode, mutable=['batch_stats'] if train else False)
+  (_, train_logits), _ = apply(True)
+  _, eval_logits = apply(False)
+  np.testing.assert_allclose(method.eval_outputs(new, images)['cat_logits'][0], eval_logits,
+                             atol=1e-5)
+  assert not np.allclose(train_logits, eval_logits, atol=1e-3)
+  # In training every cluster's logit has the batch mean of its BatchNorm shift: no
+  # cluster can rise on every row at once.
+  np.testing.assert_allclose(np.asarray(train_logits).mean(0),
+                             new.ae.params['cat_norm']['bias'], atol=1e-4)
+  # The paper's default has no BatchNorm at all.
+  assert aae_mnist.get_config('smoke').model.cluster_logits_norm == 'none'
+  assert _make(aae_mnist.get_config('smoke'))[2].ae.batch_stats == {}
+
+
 def test_adversarial_weight_ramp():
   config = aae_mnist.get_config('smoke')
   config.model.adversarial_weight = 2.0
@@ -330,6 +357,7 @@ def test_validate_accepts_the_configs():
     ('loss.encoder_adversarial_weight', 0.5, 'config.loss.encoder_adversarial_weight'),
     ('model.discriminator_hidden', (32, 0), 'config.model.discriminator_hidden'),
     ('model.phase_updates', 'alternate', 'config.model.phase_updates'),
+    ('model.cluster_logits_norm', 'layer_norm', 'config.model.cluster_logits_norm'),
     ('model.adversarial_warmup_steps', -1, 'config.model.adversarial_warmup_steps'),
 ])
 def test_validate_rejects(field, value, names):

@@ -60,6 +60,8 @@ from lgae.methods import base
 
 # model.phase_updates values (module docstring).
 PHASE_UPDATES = ('separate', 'combined')
+# model.cluster_logits_norm values (AAEAutoencoder).
+CLUSTER_LOGITS_NORMS = ('none', 'batch_norm')
 
 
 class AAEAutoencoder(nn.Module):
@@ -72,6 +74,10 @@ class AAEAutoencoder(nn.Module):
     style_dim: width of the linear style head (= config.codes.noise_dim).
     image_size: side of the square images.
     channels: image channels.
+    cluster_logits_norm: 'none' (the paper) or 'batch_norm': the cluster
+      logits are batch-normalised (batch statistics in training, running
+      averages in evaluation), so no cluster can gain on every row at once
+      (see `model_config`).
   """
 
   encoder_hidden: tuple[int, ...]
@@ -80,27 +86,34 @@ class AAEAutoencoder(nn.Module):
   style_dim: int
   image_size: int
   channels: int
+  cluster_logits_norm: str = 'none'
 
   def setup(self):
     self.trunk = models_lib.MLP(tuple(self.encoder_hidden))
     self.cat_head = nn.Dense(self.num_clusters)
+    if self.cluster_logits_norm == 'batch_norm':
+      self.cat_norm = nn.BatchNorm(momentum=0.99, epsilon=1e-5)
     self.style_head = nn.Dense(self.style_dim)
     self.decoder = models_lib.MLP(tuple(self.decoder_hidden),
                                   self.image_size * self.image_size * self.channels)
 
-  def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def encode(self, images: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Returns (style z [N, style_dim], cluster logits [N, K])."""
     h = self.trunk(images.reshape(images.shape[0], -1))
-    return self.style_head(h), self.cat_head(h)
+    logits = self.cat_head(h)
+    if self.cluster_logits_norm == 'batch_norm':
+      logits = self.cat_norm(logits, use_running_average=not train)
+    return self.style_head(h), logits
 
   def decode(self, code: jax.Array) -> jax.Array:
     """[style, y] ([N, style_dim + K]; y one-hot or a softmax) -> images [N, s, s, C] in [-1, 1]."""
     out = jnp.tanh(self.decoder(code))
     return out.reshape(code.shape[0], self.image_size, self.image_size, self.channels)
 
-  def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  def __call__(self, images: jax.Array,
+               train: bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Returns (style z, cluster logits, Dec([z, softmax(logits)]))."""
-    style, logits = self.encode(images)
+    style, logits = self.encode(images, train)
     return style, logits, self.decode(decoder_code(style, logits))
 
 
@@ -131,7 +144,8 @@ class AAEState(flax.struct.PyTreeNode):
   Attributes:
     step: int32 scalar, the number of combined updates done.
     rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
-    ae: encoder+decoder (batch_stats is {}: no BatchNorm in the paper's MLPs).
+    ae: encoder+decoder (batch_stats is {}: no BatchNorm in the paper's MLPs;
+      the cluster logits' BatchNorm under model.cluster_logits_norm).
     disc_cat: D_cat, Cat(K) samples vs softmax(y).
     disc_style: D_style, N(0, I) samples vs the style z.
     reg_opt_state: the Adam state of the encoder's regularisation-phase
@@ -148,7 +162,19 @@ class AAEState(flax.struct.PyTreeNode):
 
 
 def _apply_ae(state: AAEState, images: jax.Array, method=None):
-  return state.ae.apply_fn({'params': state.ae.params}, images, method=method)
+  """Evaluation-mode forward (running BatchNorm averages, if any)."""
+  return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
+                           images, method=method)
+
+
+def _train_forward(ae: state_lib.AutoencoderState, params, images: jax.Array, method=None):
+  """Training-mode forward at `params`: (outputs, updated batch_stats).
+
+  With no BatchNorm (the paper) the batch_stats are {} and pass through.
+  """
+  outputs, updates = ae.apply_fn({'params': params, 'batch_stats': ae.batch_stats}, images,
+                                 train=True, method=method, mutable=['batch_stats'])
+  return outputs, updates.get('batch_stats', ae.batch_stats)
 
 
 class AAE(base.Method):
@@ -187,6 +213,12 @@ class AAE(base.Method):
     # 'separate' (0: optimizer.learning_rate, the same as the reconstruction
     # phase's). The paper gives its two phases separate learning rates.
     m.regularisation_learning_rate = 0.0
+    # 'none' (the paper) or 'batch_norm': BatchNorm on the cluster logits.
+    # Not in the paper; lgae's probe of the collapse (comparison_1206/
+    # HYPOTHESES.md, H-AAE4): batch statistics remove the logits' common
+    # mode over a batch, the direction in which every row drifted onto the
+    # same vertex of the simplex.
+    m.cluster_logits_norm = 'none'
     # Steps over which the adversarial weight ramps linearly from 0 to
     # adversarial_weight (0: no ramp). Not in the paper; a probe of why the
     # combined update collapses (comparison_1206/HYPOTHESES.md, P2).
@@ -223,6 +255,9 @@ class AAE(base.Method):
     updates = m.get('phase_updates', 'combined')
     need(updates in PHASE_UPDATES,
          f'config.model.phase_updates={updates!r} must be one of {PHASE_UPDATES}.')
+    norm = m.get('cluster_logits_norm', 'none')
+    need(norm in CLUSTER_LOGITS_NORMS,
+         f'config.model.cluster_logits_norm={norm!r} must be one of {CLUSTER_LOGITS_NORMS}.')
     reg_lr = m.get('regularisation_learning_rate', 0.0)
     need(reg_lr >= 0,
          f'config.model.regularisation_learning_rate={reg_lr}: must be >= 0 (0: the '
@@ -236,7 +271,8 @@ class AAE(base.Method):
     autoencoder = AAEAutoencoder(
         encoder_hidden=tuple(m.encoder_hidden), decoder_hidden=tuple(m.decoder_hidden),
         num_clusters=layout.categorical[0], style_dim=layout.noise_dim,
-        image_size=config.dataset.image_size, channels=config.dataset.channels)
+        image_size=config.dataset.image_size, channels=config.dataset.channels,
+        cluster_logits_norm=m.get('cluster_logits_norm', 'none'))
     return AAEModels(autoencoder=autoencoder,
                      disc_cat=Adversary(tuple(m.discriminator_hidden)),
                      disc_style=Adversary(tuple(m.discriminator_hidden)))
@@ -246,7 +282,8 @@ class AAE(base.Method):
     layout = latent.CodeLayout.from_config(config)
     k_ae, k_cat, k_style, k_rng = jax.random.split(key, 4)
     size, channels = config.dataset.image_size, config.dataset.channels
-    ae_params = models.autoencoder.init(k_ae, jnp.zeros((1, size, size, channels)))['params']
+    ae_vars = models.autoencoder.init(k_ae, jnp.zeros((1, size, size, channels)))
+    ae_params = ae_vars['params']
     cat_params = models.disc_cat.init(k_cat, jnp.zeros((1, layout.categorical[0])))['params']
     style_params = models.disc_style.init(k_style, jnp.zeros((1, layout.noise_dim)))['params']
     disc_tx = state_lib.make_optimizer(config, 'discriminator')
@@ -258,7 +295,7 @@ class AAE(base.Method):
         rng=k_rng,
         ae=state_lib.AutoencoderState.create(
             apply_fn=models.autoencoder.apply, params=ae_params,
-            tx=ae_tx, batch_stats={}),
+            tx=ae_tx, batch_stats=ae_vars.get('batch_stats', {})),
         disc_cat=train_state.TrainState.create(apply_fn=models.disc_cat.apply,
                                                params=cat_params, tx=disc_tx),
         disc_style=train_state.TrainState.create(apply_fn=models.disc_style.apply,
@@ -367,16 +404,18 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   # (1) Reconstruction.
   def recon_loss_fn(params):
-    _, _, recon = state.ae.apply_fn({'params': params}, images)
-    return losses.reconstruction_loss(images, recon)
+    (_, _, recon), batch_stats = _train_forward(state.ae, params, images)
+    return losses.reconstruction_loss(images, recon), batch_stats
 
-  recon_loss, recon_grads = jax.value_and_grad(recon_loss_fn)(state.ae.params)
-  ae = state.ae.apply_gradients(grads=recon_grads)
+  (recon_loss, batch_stats), recon_grads = jax.value_and_grad(
+      recon_loss_fn, has_aux=True)(state.ae.params)
+  ae = state.ae.apply_gradients(grads=recon_grads).replace(batch_stats=batch_stats)
 
   # (2) The adversaries, on the encoder after (1).
-  (style, logits), encode_vjp = jax.vjp(
-      lambda params: ae.apply_fn({'params': params}, images, method=AAEAutoencoder.encode),
-      ae.params)
+  (style, logits), encode_vjp, batch_stats = jax.vjp(
+      lambda params: _train_forward(ae, params, images, method=AAEAutoencoder.encode),
+      ae.params, has_aux=True)
+  ae = ae.replace(batch_stats=batch_stats)
   new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)
 
   # (3) The encoder against the updated adversaries (the decoder's gradient is
@@ -414,8 +453,8 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   key = jax.random.fold_in(state.rng, state.step)
 
   # (1)'s forward; its VJP is reused for the encoder+decoder update below.
-  (style, logits, recon), ae_vjp = jax.vjp(
-      lambda params: state.ae.apply_fn({'params': params}, images), state.ae.params)
+  (style, logits, recon), ae_vjp, batch_stats = jax.vjp(
+      lambda params: _train_forward(state.ae, params, images), state.ae.params, has_aux=True)
 
   # (2)
   new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)
@@ -433,7 +472,7 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   (_, ae_metrics), out_grads = jax.value_and_grad(ae_loss_fn, has_aux=True)(
       (style, logits, recon))
   (ae_grads,) = ae_vjp(out_grads)
-  new_ae = state.ae.apply_gradients(grads=ae_grads)
+  new_ae = state.ae.apply_gradients(grads=ae_grads).replace(batch_stats=batch_stats)
 
   metrics = {**ae_metrics, **d_metrics}
   new_state = state.replace(step=state.step + 1, ae=new_ae, disc_cat=new_cat,
