@@ -49,6 +49,14 @@ def get_config(variant: str = 'k16'):
   config.codes.num_continuous = 0
   config.codes.generator_input_dim = _STYLE_DIM + num_clusters
 
+  # Not in the paper: BatchNorm on the cluster logits. Without it the cluster
+  # head collapses on MNIST (every image on one saturated vertex of the
+  # simplex within ~200 updates, whatever the phase split, warm-up or learning
+  # rates tried; README "Baselines on MNIST" and
+  # experiments/results/mnist/comparison_1206/HYPOTHESES.md). Set it to 'none'
+  # for the paper's head.
+  config.model.cluster_logits_norm = 'batch_norm'
+
   # Plain GAN targets for both discriminators (the paper mentions no label noise).
   config.loss.real_label = 1.0
   config.loss.fake_label = 0.0

@@ -25,9 +25,14 @@ def _make(config):
 
 @pytest.fixture(scope='module', params=aae.PHASE_UPDATES)
 def smoke(request):
-  """The smoke config and a fresh state, under each `model.phase_updates`."""
+  """The smoke config and a fresh state, under each `model.phase_updates`.
+
+  The paper's cluster head (no BatchNorm), which the numpy forwards below
+  write out; `test_cluster_logits_batch_norm` covers the configs' BatchNorm.
+  """
   config = aae_mnist.get_config('smoke')
   config.model.phase_updates = request.param
+  config.model.cluster_logits_norm = 'none'
   method, models, state = _make(config)
   return config, method, models, state
 
@@ -82,7 +87,8 @@ def test_network_shapes(variant, width, k):
     assert mlp['fc0']['kernel'] == (in_dim, width)
     assert mlp['fc1']['kernel'] == (width, width)
     assert mlp['fc_out']['kernel'] == (width, 1)
-  assert state.ae.batch_stats == {}
+  assert jax.tree.map(lambda a: a.shape, state.ae.batch_stats) == {
+      'cat_norm': {'mean': (k,), 'var': (k,)}}   # the configs' BatchNorm on the cluster logits.
   assert state.step.shape == () and state.step.dtype == jnp.int32
   assert state.rng.shape == (2,) and state.rng.dtype == jnp.uint32
   # Outputs of every network, abstractly.
@@ -178,6 +184,7 @@ def test_separate_phases_by_hand():
   against the updated adversaries with its own Adam moments; each written out with optax."""
   config = aae_mnist.get_config('smoke')
   assert config.model.phase_updates == 'separate'   # the default.
+  config.model.cluster_logits_norm = 'none'   # the paper's head: plain forwards below.
   method, _, state = _make(config)
   images = _images(jax.random.PRNGKey(12), config.batch_size)
   new, metrics = jax.jit(functools.partial(method.train_step, config=config))(
@@ -258,9 +265,13 @@ def test_cluster_logits_batch_norm():
   # cluster can rise on every row at once.
   np.testing.assert_allclose(np.asarray(train_logits).mean(0),
                              new.ae.params['cat_norm']['bias'], atol=1e-4)
-  # The paper's default has no BatchNorm at all.
-  assert aae_mnist.get_config('smoke').model.cluster_logits_norm == 'none'
-  assert _make(aae_mnist.get_config('smoke'))[2].ae.batch_stats == {}
+  # The paper's head (the model_config default) has no BatchNorm at all; the
+  # MNIST configs turn it on.
+  assert aae.AAE().model_config().cluster_logits_norm == 'none'
+  assert aae_mnist.get_config('k16').model.cluster_logits_norm == 'batch_norm'
+  paper = aae_mnist.get_config('smoke')
+  paper.model.cluster_logits_norm = 'none'
+  assert _make(paper)[2].ae.batch_stats == {}
 
 
 def test_adversarial_weight_ramp():
@@ -291,6 +302,7 @@ def test_decoder_gets_no_gradient_from_the_adversarial_term(smoke):
 def _short_run(adversarial_weight, steps=300):
   """Smoke widths, lr 1e-3, on 8 noisy prototype images; returns (z stats, late metrics)."""
   config = aae_mnist.get_config('smoke')
+  config.model.cluster_logits_norm = 'none'   # the paper's head, which these criteria describe.
   config.model.adversarial_weight = adversarial_weight
   config.optimizer.learning_rate = 1e-3
   method, _, state = _make(config)
