@@ -33,13 +33,18 @@ How (1) and (3) update the encoder (`model.phase_updates`):
      (`AAEState.reg_opt_state`). Three encoder forwards per step.
   'combined': ONE Adam step on recon + weight * (g_cat + g_style), all at the
      step's starting parameters (one encoder forward; its VJP serves both
-     terms). It collapses the cluster head on MNIST: Adam normalises per
-     parameter, so on the cluster head the adversarial gradient sets the
-     direction whatever the weight, and every row's softmax saturates onto
-     the same vertex of the simplex within ~200 updates (D_cat then sits at
-     its optimum 1/(K+1) on the encoder's outputs; see
-     experiments/results/mnist/comparison_1206/HYPOTHESES.md). Kept for the
-     record and for checkpoints trained with it.
+     terms). Kept for the record and for checkpoints trained with it.
+
+The cluster head as the paper has it (`model.cluster_logits_norm='none'`)
+collapses on MNIST under either schedule, a warm-up of the adversarial
+weight or 10x faster discriminators: every row's softmax saturates onto the
+same vertex of the simplex within a few hundred updates (D_cat then sits at
+its optimum 1/(K+1) on the encoder's outputs); with a 10x slower
+regularisation phase it keeps 4 of 32 clusters. The cluster logits of all
+rows drift together faster than they separate.
+BatchNorm on the logits ('batch_norm', which configs/aae_mnist.py sets) takes
+that common mode out and all K clusters stay in use; the probes, one change
+at a time, are in experiments/results/mnist/comparison_1206/HYPOTHESES.md.
 """
 
 from typing import Any, NamedTuple
@@ -200,7 +205,7 @@ class AAE(base.Method):
     # How the reconstruction and regularisation phases update the encoder
     # (module docstring): 'separate' (the paper's two updates per batch, each
     # with its own Adam state) or 'combined' (one Adam step on the summed
-    # loss; collapses the cluster head on MNIST, kept for the record).
+    # loss; lgae's earlier step, kept for the record).
     m.phase_updates = 'separate'
     # Weight of the encoder's "fool D_cat and D_style" term. Under 'combined'
     # it is the ratio to the reconstruction MSE in the one step; under
