@@ -152,7 +152,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.num_train_steps = -1       # -1: num_epochs * steps_per_epoch.
   config.log_every_steps = 50
   config.checkpoint_every_steps = 1000
-  config.eval_every_steps = 1000    # -1: evaluate only at the end.
+  config.eval_every_steps = 1000    # -1: evaluate only at the end; 0: never (experiments.evaluate).
   config.eval_batch_size = 512      # eval batches are padded to this size (divides 1-512 devices).
   # Also score generated images (Frechet distance, label accuracy of Cat(k))
   # with lgae's cached classifier, where the dataset has one (MNIST).

@@ -5,8 +5,9 @@ r"""Trains and evaluates a grid of settings x seeds, one run after another, then
       --setting='swap:--config.loss.lambda_disc=1 --config.loss.lambda_cont=0.1' \
       [--config.num_epochs=5 ...]
 
-Each (setting, seed) runs `experiments.main` then `experiments.evaluate` in its
-own process and workdir `<root>/<setting>/seed<N>`. Re-running the same command
+Each (setting, seed) runs `experiments.main` (with `--config.eval_every_steps=0`:
+no evaluation inside the training loop, unless an override asks for one) then
+`experiments.evaluate` in its own process and workdir `<root>/<setting>/seed<N>`. Re-running the same command
 resumes: finished runs (an eval.json for their final checkpoint) are skipped,
 unfinished ones continue from their last checkpoint. `--config.*` flags after
 the sweep's own apply to every setting; a setting's overrides come after them.
@@ -86,8 +87,12 @@ def _run(setting: str, seed: str, overrides: list[str]) -> dict:
   workdir = os.path.join(_ROOT.value, setting, f'seed{seed}')
   os.makedirs(workdir, exist_ok=True)
   overrides = [o.replace('{seed}', seed) for o in overrides]
+  # eval_every_steps=0: experiments.evaluate scores the final checkpoint below,
+  # so the loop's own end-of-training evaluation would be the same work twice
+  # (and would count as training time). An override may still ask for it.
   train_cmd = [sys.executable, '-m', 'experiments.main', f'--config={_CONFIG.value}',
-               f'--workdir={workdir}', f'--config.seed={seed}', *overrides]
+               f'--workdir={workdir}', f'--config.seed={seed}', '--config.eval_every_steps=0',
+               *overrides]
   eval_path = os.path.join(workdir, 'eval.json')
   timing = os.path.join(workdir, 'sweep_timing.json')
   with open(os.path.join(workdir, 'sweep.log'), 'a') as log:

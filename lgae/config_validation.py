@@ -145,8 +145,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
   need(config.num_train_steps > 0 or config.num_train_steps == -1,
        f'config.num_train_steps={config.num_train_steps} must be > 0, or -1 to derive it from '
        'num_epochs.')
-  need(config.eval_every_steps > 0 or config.eval_every_steps == -1,
-       f'config.eval_every_steps={config.eval_every_steps} must be > 0, or -1 (only at the end).')
+  need(config.eval_every_steps > 0 or config.eval_every_steps in (-1, 0),
+       f'config.eval_every_steps={config.eval_every_steps} must be > 0, -1 (only at the end) or '
+       '0 (never during training: score the checkpoint with experiments.evaluate).')
   need(config.model_name in methods.NAMES,
        f'config.model_name={config.model_name!r}: lgae has the methods {methods.NAMES}.')
   for name in ('image_size', 'channels', 'shuffle_buffer', 'prefetch'):

@@ -288,7 +288,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
       is_last = step == total_steps or stopping
       log_now = step % config.log_every_steps == 0 or is_last
       ckpt_now = step % config.checkpoint_every_steps == 0 or is_last
-      eval_now = (eval_every > 0 and step % eval_every == 0) or step == total_steps
+      # -1: at the end only; 0: never (scored afterwards by experiments.evaluate).
+      eval_now = ((eval_every > 0 and step % eval_every == 0) or
+                  (eval_every != 0 and step == total_steps))
       if log_now or ckpt_now or eval_now:
         window.extend(s for _, s in _check_finite(pending))
         pending = []

@@ -100,8 +100,8 @@ BAD_CONFIGS = [
      r'config\.log_every_steps=0 must be > 0'),
     ('negative_checkpoint_interval', lambda c: _set(c, 'checkpoint_every_steps', -5), None,
      r'config\.checkpoint_every_steps=-5 must be > 0'),
-    ('zero_eval_interval', lambda c: _set(c, 'eval_every_steps', 0), None,
-     r'config\.eval_every_steps=0 must be > 0, or -1'),
+    ('negative_eval_interval', lambda c: _set(c, 'eval_every_steps', -2), None,
+     r'config\.eval_every_steps=-2 must be > 0, -1 \(only at the end\) or 0'),
     ('zero_checkpoints_kept', lambda c: _set(c, 'max_checkpoints_to_keep', 0), None,
      r'config\.max_checkpoints_to_keep=0 must be > 0'),
     # Code layout.

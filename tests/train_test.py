@@ -56,6 +56,14 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, fake_data_dir):
     assert [r['step'] for r in _records(workdir)][4:] == [8]
     assert checkpointing.Checkpointer(workdir, read_only=True).latest_step() == 8
 
+    # eval_every_steps=0: no evaluation in the loop, not even at the end.
+    with config.unlocked():
+      config.num_train_steps, config.eval_every_steps = 10, 0
+    train.train_and_evaluate(config, workdir)
+    last = _records(workdir)[-1]
+    assert last['step'] == 10 and 'recon_loss' in last
+    assert not any(key.startswith('eval/') for key in last), last
+
 
 def test_default_workdir_is_stable_and_ignores_schedule():
   a = mnist.get_config()
