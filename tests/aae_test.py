@@ -248,6 +248,7 @@ def test_cluster_logits_batch_norm():
   config.model.cluster_logits_norm = 'batch_norm'
   method, _, state = _make(config)
   assert set(state.ae.batch_stats) == {'cat_norm'}
+  assert set(state.ae.params['cat_head']) == {'kernel'}   # no bias before the BatchNorm.
   images = _images(jax.random.PRNGKey(13), config.batch_size)
   new, _ = jax.jit(functools.partial(method.train_step, config=config))(state, {'image': images})
   # The step moves the running averages; evaluation reads them (not the batch's statistics).

@@ -95,7 +95,11 @@ class AAEAutoencoder(nn.Module):
 
   def setup(self):
     self.trunk = models_lib.MLP(tuple(self.encoder_hidden))
-    self.cat_head = nn.Dense(self.num_clusters)
+    # No bias before a BatchNorm: its mean subtraction cancels any bias, so the
+    # bias's gradient is zero up to round-off, which Adam would turn into
+    # lr-sized random steps (and 1- vs N-device runs would drift apart).
+    self.cat_head = nn.Dense(self.num_clusters,
+                             use_bias=self.cluster_logits_norm != 'batch_norm')
     if self.cluster_logits_norm == 'batch_norm':
       self.cat_norm = nn.BatchNorm(momentum=0.99, epsilon=1e-5)
     self.style_head = nn.Dense(self.style_dim)
