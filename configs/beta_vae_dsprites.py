@@ -114,14 +114,6 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   common.shrink_schedule_for_smoke(config)
 
 
-def apply_cpu_schedule(config: ml_collections.ConfigDict) -> None:
-  """The 'cpu' variants' length: the dSprites CPU protocol of configs/dsprites.py:cpu."""
-  config.batch_size = dsprites.CPU_BATCH_SIZE
-  config.num_train_steps = dsprites.CPU_TRAIN_STEPS
-  config.checkpoint_every_steps = dsprites.CPU_TRAIN_STEPS // 4
-  config.eval_every_steps = -1
-
-
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   """Returns the beta-VAE dSprites config: 'paper' (beta = 4), 'cpu' or 'smoke' (tests).
 
@@ -137,5 +129,5 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   if variant == 'smoke':
     apply_smoke(config)
   elif variant == 'cpu':
-    apply_cpu_schedule(config)
+    dsprites.apply_cpu_schedule(config)   # this module's batch and length replaced it.
   return config

@@ -12,7 +12,7 @@ in the release.
 
 Variant 'cpu': the same layer structure at the widths that fit a CPU
 (~20x fewer FLOPs per step), for the 3-seed table a 2-core machine can
-train (README "Disentanglement on dSprites"):
+train (README "dSprites (procedural)"):
 
   Enc  Input(1x64x64)   Dec  Input in R^16            D/Q  Input in R^16      G  Input in R^23
        c4-o32-s2-r           r-u4-c3-o128-p1-bn-r          fc-o1000-r              fc-o1000-r
@@ -104,6 +104,11 @@ def apply_cpu_widths(config):
   # G input 23 = 16 noise + Cat(3) + 4 x U(-1, 1).
   config.codes.noise_dim = CPU_LATENT_DIM
   config.codes.generator_input_dim = CPU_LATENT_DIM + 3 + 4
+  apply_cpu_schedule(config)
+
+
+def apply_cpu_schedule(config):
+  """The dSprites CPU protocol's batch and length, in place (every method's 'cpu' variant)."""
   config.batch_size = CPU_BATCH_SIZE
   config.num_train_steps = CPU_TRAIN_STEPS
   config.checkpoint_every_steps = CPU_TRAIN_STEPS // 4

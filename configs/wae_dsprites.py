@@ -44,7 +44,7 @@ Usage:
 
 import ml_collections
 
-from configs import beta_vae_dsprites
+from configs import beta_vae_dsprites, dsprites
 from lgae.methods import wae
 
 
@@ -64,5 +64,5 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   if variant == 'smoke':
     beta_vae_dsprites.apply_smoke(config)
   elif variant == 'cpu':
-    beta_vae_dsprites.apply_cpu_schedule(config)
+    dsprites.apply_cpu_schedule(config)
   return config
