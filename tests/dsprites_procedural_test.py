@@ -254,3 +254,16 @@ def test_cpu_variants_share_networks_and_protocol():
     assert (config.batch_size, config.num_train_steps) == (latentgan.batch_size,
                                                            latentgan.num_train_steps)
     assert config.model.encoder_features != module.get_config('paper').model.encoder_features
+
+
+def test_infovaegan_cpu_variant_follows_the_cpu_protocol():
+  # Its own InfoGAN-style networks (the paper's), but the protocol's batch and
+  # length and disentanglement_lib's conv widths, as the other 'cpu' variants.
+  from configs import infovaegan_dsprites  # pylint: disable=g-import-not-at-top
+  latentgan = dsprites.get_config('cpu')
+  config = infovaegan_dsprites.get_config('cpu')
+  config_validation.validate(config, num_devices=1)
+  assert (config.batch_size, config.num_train_steps) == (latentgan.batch_size,
+                                                         latentgan.num_train_steps)
+  assert tuple(config.model.encoder_features) == tuple(latentgan.model.encoder_features[:4])
+  assert config.model.encoder_features != infovaegan_dsprites.get_config('paper').model.encoder_features
