@@ -5,6 +5,10 @@
   * `continuous_traversals` (Figs. 3, 4, 6): per U code, a row per (category,
     noise) draw and a column per code value swept over [-1.5, 1.5].
   * `reconstructions`: eval images and Dec(Enc(x)) in alternating rows.
+  * `representation_traversal` (the beta-VAE literature's latent traversal):
+    one eval image's representation z, a row per dimension of z swept across
+    the range the eval images span, decoded; for methods that decode their
+    scored representation (`Method.decode_representation`).
 
 The builders return uint8 grids (`plots.image_grid`) and are deterministic in
 their key; `write_figures` annotates them like the paper's figures and writes
@@ -17,13 +21,19 @@ import jax
 import ml_collections
 import numpy as np
 
-from lgae import evaluation, input_pipeline, latent, plots
+from lgae import evaluation, input_pipeline, latent, methods, plots
 from lgae import state as state_lib
 
 # The paper sweeps U codes over [-1.5, 1.5], beyond their training range.
 SWEEP_RANGE = (-1.5, 1.5)
 # Rows of eval images (each followed by their reconstructions) in write_figures.
 NUM_RECONSTRUCTION_ROWS = 5
+# A representation dimension is swept between these percentiles of its values
+# on the figure's eval images: the range the data use, on any method's scale
+# (a VAE's z ~ N(0, 1), an autoencoder's unconstrained latent).
+REPRESENTATION_PERCENTILES = (2.0, 98.0)
+# Rows (dimensions, the widest-spread first) of the representation traversal.
+MAX_TRAVERSED_DIMENSIONS = 16
 
 
 def _decode(state: state_lib.LatentGANState, codes: latent.Codes,
@@ -106,6 +116,52 @@ def reconstructions(state: state_lib.LatentGANState, config: ml_collections.Conf
   return plots.image_grid(interleaved.reshape((-1,) + images.shape[1:]), 2 * rows, num_columns)
 
 
+def representation_sweep(z: np.ndarray, base_index: int = 0, num_values: int = 10,
+                         max_rows: int = MAX_TRAVERSED_DIMENSIONS
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The representations of `representation_traversal`'s grid (pure numpy).
+
+  Args:
+    z: [N, D] representations of N images.
+    base_index: the image whose representation every row starts from.
+    num_values: values per swept dimension (columns).
+    max_rows: at most this many dimensions are swept.
+
+  Returns:
+    (points [rows * num_values, D], dims [rows], values [rows, num_values]):
+    row r is z[base_index] with dimension dims[r] set to values[r, j] in
+    column j, evenly spaced between that dimension's REPRESENTATION_PERCENTILES
+    over z; dims are ordered by their spread (percentile range), widest first.
+  """
+  z = np.asarray(z, np.float64)
+  low, high = np.percentile(z, REPRESENTATION_PERCENTILES, axis=0)
+  dims = np.argsort(-(high - low), kind='stable')[:max_rows]
+  values = np.linspace(low[dims], high[dims], num_values, axis=1)
+  points = np.repeat(z[base_index][None, None, :], num_values, axis=1)
+  points = np.repeat(points, len(dims), axis=0)
+  points[np.arange(len(dims)), :, dims] = values
+  return points.reshape(-1, z.shape[1]).astype(np.float32), dims, values
+
+
+def representation_traversal(state: state_lib.LatentGANState, images: np.ndarray,
+                             num_values: int = 10,
+                             max_rows: int = MAX_TRAVERSED_DIMENSIONS
+                             ) -> tuple[np.ndarray, np.ndarray] | None:
+  """A uint8 grid of decoded `representation_sweep` rows from images[0], and the dims.
+
+  The sweep's range comes from the representations of all `images`. None for
+  methods that cannot decode their representation.
+  """
+  method = methods.for_state(state)
+  images = np.asarray(images, np.float32)
+  z = np.asarray(jax.device_get(method.eval_outputs(state, images)['z']))
+  points, dims, _ = representation_sweep(z, 0, num_values, max_rows)
+  decoded = method.decode_representation(state, points)
+  if decoded is None:
+    return None
+  return (plots.image_grid(np.asarray(jax.device_get(decoded)), len(dims), num_values), dims)
+
+
 def eval_images(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
   """The first (up to) `num` images of the eval split, in stored order."""
   parts, have = [], 0
@@ -125,7 +181,9 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
 
   Files: `samples_by_category.png` (first Cat code) and
   `samples_by_category_<i>.png` for Cat codes i = 2, 3, ...;
-  `traverse_u<i>.png` per continuous code; `reconstructions.png` (methods with a decoder).
+  `traverse_u<i>.png` per continuous code; `reconstructions.png` (methods with a decoder);
+  `traverse_z.png` (methods that decode their representation: the sweep's
+  range is read off `images`).
 
   Args:
     state: the train state.
@@ -183,4 +241,15 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
       grid, path, row_labels=['input', 'recon'] * (len(images) // columns),
       title='Eval images and their reconstructions Dec(Enc(x))')
   paths.append(path)
+
+  traversed = representation_traversal(state, images, num_columns)
+  if traversed is not None:
+    grid, dims = traversed
+    path = os.path.join(out_dir, 'traverse_z.png')
+    plots.labelled_grid_figure(
+        grid, path, row_labels=[f'z{d + 1}' for d in dims],
+        title=f'Representation z of the first image, one dimension swept per row between its '
+        f'{REPRESENTATION_PERCENTILES[0]:g}th and {REPRESENTATION_PERCENTILES[1]:g}th percentiles '
+        f'over {len(images)} eval images')
+    paths.append(path)
   return paths

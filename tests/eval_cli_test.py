@@ -97,7 +97,7 @@ def test_evaluate_and_traverse(setup):
   assert os.listdir(root / 'tfds' / 'lgae_classifiers')[0].startswith('mnist_')
 
   names = ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
-           'reconstructions.png']
+           'reconstructions.png', 'traverse_z.png']
   assert sorted(os.listdir(out)) == sorted(names)
   assert stdout.split() == [str(out / name) for name in names]
 

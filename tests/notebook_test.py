@@ -82,10 +82,11 @@ def test_notebook_runs_in_smoke_mode(tmp_path):
 
   figures = _tagged(notebook, 'figures')
   assert f'Checkpoint at step {SMOKE_STEPS}' in _text(figures)
-  # samples_by_category, traverse_u1, traverse_u2, reconstructions.
-  assert _images(figures) == 4
+  # samples_by_category, traverse_u1, traverse_u2, reconstructions, traverse_z.
+  assert _images(figures) == 5
   assert sorted(os.listdir(workdir + '_figures')) == [
-      'reconstructions.png', 'samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png']
+      'reconstructions.png', 'samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
+      'traverse_z.png']
 
   scores = dict(line.split(None, 1) for line in _text(_tagged(notebook, 'evaluate')).splitlines()
                 if re.match(r'^[a-z_]+ +\S', line))

@@ -100,7 +100,7 @@ def test_write_figures(chairs_setup, tmp_path):
   names = [os.path.basename(p) for p in paths]
   assert names == ['samples_by_category.png', 'samples_by_category_2.png',
                    'samples_by_category_3.png', 'traverse_u1.png', 'traverse_u2.png',
-                   'reconstructions.png']
+                   'reconstructions.png', 'traverse_z.png']
   assert sorted(os.listdir(tmp_path / 'figs')) == sorted(names)
   for path in paths:
     assert matplotlib.image.imread(path).ndim == 3  # A readable PNG.
@@ -114,3 +114,34 @@ def test_write_figures_without_data_writes_nothing(mnist_setup, tmp_path):
   with pytest.raises(input_pipeline.DataNotFoundError):
     traversal.write_figures(state, config, str(tmp_path / 'figs'), KEY)
   assert not (tmp_path / 'figs').exists()
+
+
+def test_representation_sweep_by_hand():
+  # Dimension 1 spreads widest, then 2, then 0 (constant): rows in that order.
+  z = np.array([[5.0, 0.0, 1.0], [5.0, 10.0, 2.0], [5.0, 20.0, 3.0], [5.0, 30.0, 4.0]])
+  points, dims, values = traversal.representation_sweep(z, base_index=2, num_values=3,
+                                                        max_rows=2)
+  np.testing.assert_array_equal(dims, [1, 2])
+  low, high = np.percentile(z, traversal.REPRESENTATION_PERCENTILES, axis=0)
+  np.testing.assert_allclose(values, [[low[1], (low[1] + high[1]) / 2, high[1]],
+                                      [low[2], (low[2] + high[2]) / 2, high[2]]])
+  assert points.shape == (6, 3) and points.dtype == np.float32
+  expected = np.tile(z[2], (6, 1))
+  expected[0:3, 1] = values[0]
+  expected[3:6, 2] = values[1]
+  np.testing.assert_allclose(points, expected, rtol=1e-6)
+
+
+def test_representation_traversal_decodes_the_sweep(chairs_setup):
+  # Column j of row r is Dec(point r * V + j): the grid is the decoded sweep.
+  config, state = chairs_setup
+  images = np.asarray(jax.random.uniform(KEY, (6, 64, 64, 1), minval=-1.0, maxval=1.0))
+  grid, dims = traversal.representation_traversal(state, images, num_values=3, max_rows=2)
+  z = np.asarray(evaluation.eval_outputs(state, images)['z'])
+  points, want_dims, _ = traversal.representation_sweep(z, 0, 3, 2)
+  np.testing.assert_array_equal(dims, want_dims)
+  decoded = state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
+                              points, method='decode')
+  np.testing.assert_array_equal(grid, plots.image_grid(np.asarray(decoded), 2, 3))
+  assert grid.shape == _cell(64, 1, 2, 3)
+  del config

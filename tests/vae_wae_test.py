@@ -136,6 +136,21 @@ def test_eval_and_generate_shapes(which, request):
   np.testing.assert_allclose(fakes, _decode(state, codes.noise), atol=1e-6)
 
 
+@pytest.mark.parametrize('which', ['tiny_vae', 'tiny_wae'])
+def test_decode_representation_inverts_to_the_reconstruction(which, request):
+  # The representation traversal decodes eval_outputs' 'z' with
+  # decode_representation: that must be the reconstruction's decoder, on z's
+  # own scale (for the WAE, not the prior draws' prior_sigma * noise: the
+  # state is given sigma 2 so that a scaled decode would fail).
+  method, _, state = request.getfixturevalue(which)
+  if which == 'tiny_wae':
+    state = state.replace(prior_sigma=2.0)
+  images = _rectangles(5)
+  out = method.eval_outputs(state, images)
+  np.testing.assert_allclose(method.decode_representation(state, out['z']), out['recon'],
+                             atol=1e-6)
+
+
 # --- Loss pieces -------------------------------------------------------------------
 
 

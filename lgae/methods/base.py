@@ -113,6 +113,15 @@ class Method(abc.ABC):
     del state, codes, layout
     return None
 
+  def decode_representation(self, state: State, z: jax.Array) -> jax.Array | None:
+    """Images [N, H, W, C] decoded from representations z (eval_outputs' 'z'), or None.
+
+    Used by the representation traversals (`lgae.traversal`); None where the
+    method has no decoder that reads its scored representation.
+    """
+    del state, z
+    return None
+
   def __repr__(self) -> str:
     return f'<lgae method {self.name!r}>'
 

@@ -364,3 +364,6 @@ class BetaVAE(base.Method):
   def generate(self, state: BetaVAEState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
     return decode_images(state, latent.generator_input(codes, layout))
+
+  def decode_representation(self, state: BetaVAEState, z: jax.Array) -> jax.Array:
+    return decode_images(state, z)

@@ -67,6 +67,11 @@ class LatentGANAE(base.Method):
     return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
                              z, method='decode')
 
+  def decode_representation(self, state, z):
+    # Dec(z): the scored representation is Enc(x), the latent Dec reads.
+    return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
+                             z, method='decode')
+
   def generated_latents(self, state, codes, layout):
     return state.gen.apply_fn({'params': state.gen.params},
                               latent.generator_input(codes, layout))

@@ -185,3 +185,6 @@ class WAE(base.Method):
     # The layout's noise is N(0, I) (lgae.latent); the prior is N(0, prior_sigma^2 I).
     return beta_vae.decode_images(state,
                                   state.prior_sigma * latent.generator_input(codes, layout))
+
+  def decode_representation(self, state: WAEState, z: jax.Array) -> jax.Array:
+    return beta_vae.decode_images(state, z)   # z is the encoder's output, on Dec's scale.
