@@ -248,8 +248,8 @@ def write_figures(state: state_lib.LatentGANState, config: ml_collections.Config
     path = os.path.join(out_dir, 'traverse_z.png')
     plots.labelled_grid_figure(
         grid, path, row_labels=[f'z{d + 1}' for d in dims],
-        title=f'Representation z of the first image, one dimension swept per row between its '
-        f'{REPRESENTATION_PERCENTILES[0]:g}th and {REPRESENTATION_PERCENTILES[1]:g}th percentiles '
-        f'over {len(images)} eval images')
+        title=f'Representation z of the first image; per row one dimension swept between '
+        f'percentiles {REPRESENTATION_PERCENTILES[0]:g} and {REPRESENTATION_PERCENTILES[1]:g} '
+        f'of its values on {len(images)} eval images')
     paths.append(path)
   return paths

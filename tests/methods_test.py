@@ -32,11 +32,11 @@ METHOD_CONFIGS = {
                 ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png']),
     # The AAE has no U codes (its style is the noise block): no traversal figures.
     'aae': ('configs/aae_mnist.py', aae_mnist, ['samples_by_category.png', 'reconstructions.png']),
-    # dSprites baselines (no Cat code: samples, no category rows; no U codes).
+    # dSprites baselines (no Cat code: no samples by category; no U codes).
     'beta_vae': ('configs/beta_vae_dsprites.py', beta_vae_dsprites,
-                 ['samples_by_category.png', 'reconstructions.png', 'traverse_z.png']),
+                 ['reconstructions.png', 'traverse_z.png']),
     'wae_mmd': ('configs/wae_dsprites.py', wae_dsprites,
-                ['samples_by_category.png', 'reconstructions.png', 'traverse_z.png']),
+                ['reconstructions.png', 'traverse_z.png']),
     # Cat(10) + 2 U codes, and G decodes E's inferred codes.
     'infovaegan': ('configs/infovaegan_mnist.py', infovaegan_mnist,
                    ['samples_by_category.png', 'traverse_u1.png', 'traverse_u2.png',
