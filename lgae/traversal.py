@@ -153,12 +153,12 @@ def representation_traversal(state: state_lib.LatentGANState, images: np.ndarray
   methods that cannot decode their representation.
   """
   method = methods.for_state(state)
+  if not method.decodes_representation:
+    return None
   images = np.asarray(images, np.float32)
   z = np.asarray(jax.device_get(method.eval_outputs(state, images)['z']))
   points, dims, _ = representation_sweep(z, 0, num_values, max_rows)
   decoded = method.decode_representation(state, points)
-  if decoded is None:
-    return None
   return (plots.image_grid(np.asarray(jax.device_get(decoded)), len(dims), num_values), dims)
 
 

@@ -18,6 +18,7 @@ import pytest
 from configs import (aae_mnist, beta_vae_dsprites, cg_aae_mnist, infogan_mnist, infovaegan_mnist,
                      latent_stats_vae_mnist, mnist, wae_dsprites)
 from lgae import checkpointing, config_validation, evaluation, methods, parallel, train_step
+from lgae.methods import base
 from lgae import state as state_lib
 from tests import fake_mnist, parallel_test
 
@@ -60,6 +61,17 @@ def test_every_method_has_a_config_and_is_found_by_name_and_by_state():
     state = state_lib.create_state(config, mesh)
     assert methods.for_state(state) is methods.get(name) is methods.for_config(config)
     assert int(state.step) == 0
+
+
+def test_optional_capabilities_match_what_each_method_implements():
+  # A flag without its method (or a method without its flag) would silently
+  # drop or break a figure / diagnostic.
+  for name in methods.NAMES:
+    method = type(methods.get(name))
+    assert method.decodes_representation == (
+        method.decode_representation is not base.Method.decode_representation), name
+    assert method.has_latent_generator == (
+        method.generated_latents is not base.Method.generated_latents), name
 
 
 def test_a_field_of_another_methods_model_is_an_unknown_field():

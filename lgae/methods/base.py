@@ -45,6 +45,8 @@ class Method(abc.ABC):
   has_decoder: ClassVar[bool] = False
   # Whether generated_latents is implemented (a generator in representation space).
   has_latent_generator: ClassVar[bool] = False
+  # Whether decode_representation is implemented (a decoder that reads eval_outputs' 'z').
+  decodes_representation: ClassVar[bool] = False
   # Whether category k of the first Cat code *is* class k (a class-conditional
   # generator built from labels). Evaluation then scores the generated images
   # against the identity map category -> class when the method has no cluster
@@ -114,10 +116,11 @@ class Method(abc.ABC):
     return None
 
   def decode_representation(self, state: State, z: jax.Array) -> jax.Array | None:
-    """Images [N, H, W, C] decoded from representations z (eval_outputs' 'z'), or None.
+    """Images [N, H, W, C] decoded from representations z (eval_outputs' 'z').
 
-    Used by the representation traversals (`lgae.traversal`); None where the
-    method has no decoder that reads its scored representation.
+    Used by the representation traversal (`lgae.traversal`) when
+    `decodes_representation`; the default (None) is for methods with no
+    decoder that reads their scored representation.
     """
     del state, z
     return None

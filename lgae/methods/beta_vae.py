@@ -293,6 +293,7 @@ class BetaVAE(base.Method):
   name = 'beta_vae'
   state_type = BetaVAEState
   has_decoder = True
+  decodes_representation = True
 
   def model_config(self) -> ml_collections.ConfigDict:
     # z width 16: Rubenstein et al. (2018) use 16 on dSprites for both the

@@ -31,6 +31,7 @@ class LatentGANAE(base.Method):
   name = 'latentgan_ae'
   state_type = state_lib.LatentGANState
   has_decoder = True
+  decodes_representation = True
   has_latent_generator = True
 
   def model_config(self) -> ml_collections.ConfigDict:

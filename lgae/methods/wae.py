@@ -106,6 +106,7 @@ class WAE(base.Method):
   name = 'wae_mmd'
   state_type = WAEState
   has_decoder = True
+  decodes_representation = True
 
   def model_config(self) -> ml_collections.ConfigDict:
     # z width 16: Rubenstein et al. (2018) on dSprites.
