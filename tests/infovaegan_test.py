@@ -128,6 +128,7 @@ def test_configs_are_valid(module, variant):
     ({'model.temperature': 0.0}, 'config.model.temperature'),
     ({'model.vae_weight': -1.0}, 'config.model.vae_weight'),
     ({'model.reconstruction': 'l1'}, 'config.model.reconstruction'),
+    ({'model.mi_variance': 'fixed'}, 'config.model.mi_variance'),
     ({'loss.encoder_adversarial_weight': 1.0}, 'config.loss.encoder_adversarial_weight'),
 ])
 def test_validate_rejects(override, field):
@@ -187,8 +188,10 @@ def _sgd_state(state, models, lr):
                        disc=make(state.disc, discriminator))
 
 
-@pytest.mark.parametrize('reconstruction', ['bernoulli', 'mse'])
-def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction):
+@pytest.mark.parametrize('reconstruction, mi_variance', [('bernoulli', 'learned'),
+                                                         ('mse', 'learned'),
+                                                         ('bernoulli', 'unit')])
+def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_variance):
   """With plain SGD, each network moves by -lr x the gradient of the losses written out here.
 
   D: BCE(D(x, s', c') -> 1) + BCE(D(x_g, s, c) -> 0). Then, through the updated
@@ -196,12 +199,14 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction):
     -log D(x_g, s, c) + w_E (-log(1 - D(x, s', c')))
     + l_d CE(E_s(x_g), s) + l_c (-log N(c; mu(x_g), sigma^2(x_g)))
     + w_V [-log p(sg(x_g) | G_sg(z, s'', c'')) + KL_c + KL_s]   (E(sg(x_g)) only)
-  with s' straight-through on real images, s'' relaxed.
+  with s' straight-through on real images, s'' relaxed; sigma^2 in the MI term is
+  E's (mi_variance 'learned') or 1 ('unit').
   """
   lr, l_d, l_c, w_e, w_v, t = 0.05, 0.7, 1.3, 0.6, 0.02, 0.8
   config = _tiny(**{'loss.lambda_disc': l_d, 'loss.lambda_cont': l_c,
                     'model.encoder_gan_weight': w_e, 'model.vae_weight': w_v,
-                    'model.temperature': t, 'model.reconstruction': reconstruction})
+                    'model.temperature': t, 'model.reconstruction': reconstruction,
+                    'model.mi_variance': mi_variance})
   models = METHOD.build_models(config)
   encoder, generator, discriminator = models
   state = _sgd_state(_init(config), models, lr)
@@ -251,7 +256,7 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction):
     f_out, st = run(encoder, enc_params, st['batch_stats'], x_g)
     logits = f_out['cat_logits'][0]
     ce = jnp.mean(-jnp.sum(s * jax.nn.log_softmax(logits), axis=1))
-    var = jnp.exp(f_out['log_var'])
+    var = jnp.exp(f_out['log_var']) if mi_variance == 'learned' else 1.0
     nll = jnp.mean(jnp.sum(0.5 * jnp.log(2 * math.pi * var)
                            + (codes.continuous - f_out['mean']) ** 2 / (2 * var), axis=1))
     loss += l_d * ce + l_c * nll

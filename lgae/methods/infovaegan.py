@@ -89,6 +89,8 @@ from lgae import state as state_lib
 from lgae.methods import base, beta_vae, infogan
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+# config.model.mi_variance values (model_config says what each means).
+MI_VARIANCES = ('learned', 'unit')
 
 
 # -----------------------------------------------------------------------------
@@ -300,6 +302,12 @@ class InfoVAEGAN(base.Method):
     m.vae_weight = 1.0
     # p(x_g | G(z, s'', c'')): 'bernoulli' or 'mse' (`beta_vae.reconstruction_loss`).
     m.reconstruction = 'bernoulli'
+    # The variance in L_MI's -log N(c; mu(x_g), sigma^2) (Eq. 30): 'learned'
+    # (E's own sigma(x_g), the paper) or 'unit' (sigma = 1, InfoGAN's Q; L_VAE
+    # still uses E's sigma). With 'learned', sigma shrinks and the gradient
+    # into G grows as 1 / sigma^2: on dSprites G then wrote the codes into
+    # pixel noise (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, D4).
+    m.mi_variance = 'learned'
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
@@ -319,6 +327,8 @@ class InfoVAEGAN(base.Method):
     need(m.temperature > 0, f'config.model.temperature={m.temperature} must be > 0.')
     for name in ('encoder_gan_weight', 'vae_weight'):
       need(m[name] >= 0, f'config.model.{name}={m[name]} must be >= 0.')
+    need(m.mi_variance in MI_VARIANCES,
+         f'config.model.mi_variance={m.mi_variance!r} must be one of {MI_VARIANCES}.')
     need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
          f'config.model.reconstruction={m.reconstruction!r} must be one of '
          f'{beta_vae.RECONSTRUCTIONS}.')
@@ -438,7 +448,9 @@ class InfoVAEGAN(base.Method):
       fake_out, updates = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats),
                                              fake_images, train=True, mutable=['batch_stats'])
       mi_cat = losses.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
-      mi_cont = gaussian_nll(codes.continuous, fake_out['mean'], fake_out['log_var'])
+      mi_log_var = (fake_out['log_var'] if m.mi_variance == 'learned'
+                    else jnp.zeros_like(fake_out['log_var']))
+      mi_cont = gaussian_nll(codes.continuous, fake_out['mean'], mi_log_var)
       mi = lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
       # L_VAE: E only. x_g is a constant target and E's input (a second
       # forward, so that no L_VAE gradient reaches G through x_g); G's
