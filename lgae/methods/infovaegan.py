@@ -304,9 +304,9 @@ class InfoVAEGAN(base.Method):
     m.reconstruction = 'bernoulli'
     # The variance in L_MI's -log N(c; mu(x_g), sigma^2) (Eq. 30): 'learned'
     # (E's own sigma(x_g), the paper) or 'unit' (sigma = 1, InfoGAN's Q; L_VAE
-    # still uses E's sigma). With 'learned', sigma shrinks and the gradient
-    # into G grows as 1 / sigma^2: on dSprites G then wrote the codes into
-    # pixel noise (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, D4).
+    # still uses E's sigma). On dSprites (:cpu) G writes the 7 continuous codes
+    # into pixel noise under either choice; without the continuous MI term it
+    # learns sprites (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, D4).
     m.mi_variance = 'learned'
     return m
 
