@@ -129,5 +129,5 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   if variant == 'smoke':
     apply_smoke(config)
   elif variant == 'cpu':
-    dsprites.apply_cpu_schedule(config)   # this module's batch and length replaced it.
+    dsprites.apply_cpu_schedule(config)   # replaces vae_like_dsprites_config's batch and length.
   return config

@@ -8,8 +8,9 @@ samples_by_category.png (Fig. 2; samples_by_category_<i>.png for further Cat
 codes), traverse_u<i>.png per continuous code (Figs. 3-4),
 reconstructions.png and, for methods that decode their representation
 (LatentGAN-AE, beta-VAE, WAE), traverse_z.png: the first eval image's
-representation with one dimension swept per row. Nothing is written into the workdir. Unusable workdirs
-end with one `error: ...` line and exit code 1, before --out is created.
+representation with one dimension swept per row. Nothing is written into the
+workdir. Unusable workdirs end with one `error: ...` line and exit code 1,
+before --out is created.
 """
 
 import sys

@@ -64,9 +64,7 @@ class LatentGANAE(base.Method):
     return {'z': z, 'cat_logits': tuple(out['cat_logits']), 'recon': recon}
 
   def generate(self, state, codes, layout):
-    z = self.generated_latents(state, codes, layout)
-    return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
-                             z, method='decode')
+    return self.decode_representation(state, self.generated_latents(state, codes, layout))
 
   def decode_representation(self, state, z):
     # Dec(z): the scored representation is Enc(x), the latent Dec reads.
