@@ -362,7 +362,7 @@ def test_registered_and_dispatched_by_state():
   assert isinstance(methods.for_state(state), cg_aae.CGAAE)
 
 
-@pytest.mark.parametrize('variant', ['paper', 'smoke'])
+@pytest.mark.parametrize('variant', ['paper', 'cpu', 'smoke'])
 def test_configs_are_valid(variant):
   errors = []
   config = _config(variant)
@@ -371,6 +371,18 @@ def test_configs_are_valid(variant):
   assert set(config.model) == set(METHOD.model_config())
   with pytest.raises(ValueError, match='variant'):
     cg_aae_mnist.get_config('k16')
+
+
+def test_cpu_variant_narrows_only_the_conv_widths_and_length():
+  # The README's shortened MNIST row: the paper's codes, CG, D_C, fc widths,
+  # losses and optimiser; narrower convolutions and one epoch.
+  paper, cpu = _config('paper'), _config('cpu')
+  narrowed = {'encoder_stem_features', 'encoder_block_features', 'decoder_base_features',
+              'decoder_block_features', 'image_disc_features'}
+  assert {k for k in paper.model if paper.model[k] != cpu.model[k]} == narrowed
+  for section in ('codes', 'loss', 'optimizer', 'dataset'):
+    assert cpu[section].to_dict() == paper[section].to_dict(), section
+  assert (cpu.batch_size, cpu.num_epochs) == (paper.batch_size, 1)
 
 
 @pytest.mark.parametrize('field,value,names', [

@@ -114,12 +114,26 @@ def test_output_shapes_and_layout(module, size, cats, n_cont):
 
 
 @pytest.mark.parametrize('module', [infovaegan_mnist, infovaegan_dsprites])
-@pytest.mark.parametrize('variant', ['paper', 'smoke'])
+@pytest.mark.parametrize('variant', ['paper', 'cpu', 'smoke'])
 def test_configs_are_valid(module, variant):
   config = module.get_config(variant)
   assert config.model_name == METHOD.name
   assert set(config.model) == set(METHOD.model_config())
   assert _messages(config) == []
+
+
+def test_mnist_cpu_variant_halves_widths_and_keeps_the_rest():
+  # The README's shortened MNIST row: InfoGAN's row length (2,340 updates of
+  # 128), every width halved, the paper's codes, losses and optimiser.
+  paper, cpu = infovaegan_mnist.get_config('paper'), infovaegan_mnist.get_config('cpu')
+  for field in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'):
+    assert cpu.model[field] * 2 == paper.model[field], field
+  for field in ('generator_features', 'encoder_features', 'discriminator_features'):
+    assert [2 * f for f in cpu.model[field]] == list(paper.model[field]), field
+  for section in ('codes', 'loss', 'optimizer', 'dataset'):
+    assert cpu[section].to_dict() == paper[section].to_dict(), section
+  steps_per_epoch = 60_000 // cpu.batch_size
+  assert (cpu.batch_size, cpu.num_epochs * steps_per_epoch) == (128, 2_340)
 
 
 @pytest.mark.parametrize('override, field', [
