@@ -37,7 +37,14 @@ the README's "dSprites (procedural)" table) at widths a 2-core CPU trains
 variants), G 64, 64, 32, 32 from a 4x4x64 map, fc widths 256 (E, D, G) and
 E's hidden 128 kept. Codes, noise, likelihood and optimiser as above: the
 scored representation stays the paper's 10 variables (the other methods'
-'cpu' representations are 16-d).
+'cpu' representations are 16-d). One departure from Eq. (30), found by the
+probes in experiments/results/dsprites/cpu_1206/HYPOTHESES.md: its
+continuous half uses InfoGAN's unit variance (`model.mi_variance='unit'`)
+at weight lambda_cont = 0.1. With Eq. (30) as written (E's learned
+variance, weight 1) G draws pixel noise that E reads the 7 codes from, and
+so it does with unit variance at weight 1, learned variance at 0.1, or 4 U
+codes (probes P3, P6, P7); without the continuous term, or with this
+bounded one (P8), it draws sprites.
 
 Usage:
   python -m experiments.main --config=configs/infovaegan_dsprites.py --workdir=/tmp/ivg_dsprites
@@ -101,6 +108,9 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
     m.generator_fc = 256
     m.encoder_fc = 256
     m.discriminator_fc = 256
+    # Not Eq. (30): a bounded continuous MI term (docstring; probe P8).
+    m.mi_variance = 'unit'
+    config.loss.lambda_cont = 0.1
     dsprites.apply_cpu_schedule(config)
   elif variant == 'smoke':
     infovaegan_mnist.apply_smoke(config)

@@ -267,3 +267,8 @@ def test_infovaegan_cpu_variant_follows_the_cpu_protocol():
                                                          latentgan.num_train_steps)
   assert tuple(config.model.encoder_features) == tuple(latentgan.model.encoder_features[:4])
   assert config.model.encoder_features != infovaegan_dsprites.get_config('paper').model.encoder_features
+  # The bounded continuous MI term of probe P8 (the paper's Eq. 30 draws noise
+  # here); the 'paper' variant keeps Eq. 30.
+  assert (config.model.mi_variance, config.loss.lambda_cont) == ('unit', 0.1)
+  paper = infovaegan_dsprites.get_config('paper')
+  assert (paper.model.mi_variance, paper.loss.lambda_cont) == ('learned', 1.0)
