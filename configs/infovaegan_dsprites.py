@@ -44,7 +44,8 @@ at weight lambda_cont = 0.1. With Eq. (30) as written (E's learned
 variance, weight 1) G draws pixel noise that E reads the 7 codes from, and
 so it does with unit variance at weight 1, learned variance at 0.1, or 4 U
 codes (probes P3, P6, P7); without the continuous term, or with this
-bounded one (P8), it draws sprites.
+bounded one (P8), it draws sprites -- though with it G collapsed after
+~1,500 updates on 2 of 3 seeds (README, dSprites table).
 
 Usage:
   python -m experiments.main --config=configs/infovaegan_dsprites.py --workdir=/tmp/ivg_dsprites

@@ -307,9 +307,9 @@ class InfoVAEGAN(base.Method):
     # still uses E's sigma). On dSprites (:cpu) G writes the 7 continuous codes
     # into pixel noise under either choice at lambda_cont = 1, and with
     # 'learned' at 0.1; 'unit' at 0.1 (bounded: the term can gain at most
-    # 0.1 * n_cont * Var(c) / 2 nats) learns sprites, so configs/
-    # infovaegan_dsprites.py:cpu uses that (experiments/results/dsprites/
-    # cpu_1206/HYPOTHESES.md, P3-P8).
+    # 0.1 * n_cont * Var(c) / 2 nats) learns sprites (G later collapsed on 2
+    # of 3 seeds), so configs/infovaegan_dsprites.py:cpu uses that
+    # (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, P3-P8, D4').
     m.mi_variance = 'learned'
     return m
 
