@@ -36,7 +36,7 @@ The cluster of an image is argmax Q(s | x) (lgae.methods.cg_aae says why).
 Variant 'cpu' (the README's shortened MNIST comparison; not the paper's
 networks): every conv width divided by 4 -- Enc 16, (16, 32, 64, 128); Dec
 from 4x4x128, (64, 32, 16); D_I/Q (16, 32, 64) -- ~1/16 of the conv FLOPs
-(202 -> ~13 GFLOP per batch of 64); codes, CG, D_C and the fc widths kept
+(202 -> 14 GFLOP per batch of 64, XLA's count); codes, CG, D_C, fc widths kept
 (so the 100-d code and Cat(10) are the paper's); 1 epoch (937 updates), as the
 AAE row of that table.
 

@@ -37,7 +37,7 @@ D sees straight-through one-hot s for real images; E uses G's Adam.
 Variant 'cpu' (the README's shortened MNIST comparison; not the paper's
 networks): every width halved -- G fc 512 to an 8x8x64 map, uc-o32; E and
 D convs 32, 64, fc 512, E's hidden 64 -- which is ~1/4 of the FLOPs
-(95 -> ~24 GFLOP per batch of 128), and InfoGAN's shortened length in that
+(95 -> 24 GFLOP per batch of 128, XLA's count), and InfoGAN's shortened length in that
 table, 2,340 updates (5 epochs). Codes, losses and optimiser as above.
 
 Usage:

@@ -50,7 +50,9 @@ from lgae import workdir as workdir_lib
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TIMEOUT = 300   # seconds for the two-process link; the machine may be shared (150 s timed out with 7 jobs on 2 cores).
+# Seconds for the two-process link; generous because the machine may be shared
+# (150 s ran out with 7 jobs on 2 cores).
+TIMEOUT = 300
 # Checkpoints every 2 steps, an evaluation at 8 (and 16, 24): the processes
 # are killed after step 10, long before 24.
 SCHEDULE = dict(num_train_steps=24, checkpoint_every_steps=2, log_every_steps=2,
