@@ -89,14 +89,12 @@ def get_config(variant: str = 'paper'):
   config.checkpoint_every_steps = 2340
 
   if variant == 'cpu':
+    # Every width halved, derived from the paper's values above.
     m = config.model
-    m.generator_fc = 512
-    m.generator_features = (64, 32)
-    m.encoder_features = (32, 64)
-    m.encoder_fc = 512
-    m.encoder_hidden = 64
-    m.discriminator_features = (32, 64)
-    m.discriminator_fc = 512
+    for name in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'):
+      m[name] //= 2
+    for name in ('generator_features', 'encoder_features', 'discriminator_features'):
+      m[name] = tuple(width // 2 for width in m[name])
     config.num_epochs = 5                  # 2,340 updates, InfoGAN's row in the README.
     config.eval_every_steps = -1
     config.checkpoint_every_steps = 468
