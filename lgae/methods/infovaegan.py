@@ -41,6 +41,9 @@ What the paper leaves open, and our choices (all configurable in
   codes [s, c] before its fc-bn-lrelu and logit (the simplest joint D). E and
   D share no layer (Fig. 2 draws them apart), so L_MI's gradient "w.r.t. all
   components" (Eq. 30) reaches E and G; D has no parameter in it.
+  `encoder_trunk='discriminator'` (not the paper) instead puts E's fc layers
+  on D's conv trunk, InfoGAN's tie: L_MI then also trains the trunk, in D's
+  step, as InfoGAN's D/Q step does.
 * E's adversarial term. Eq. (16) minimises V over E and G, but Eq. (29) writes
   only the fake term (where E does not appear); we give E the real term,
   non-saturating like G's (-log(1 - D) on real pairs: BiGAN/ALI practice),
@@ -91,6 +94,8 @@ from lgae.methods import base, beta_vae, infogan
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # config.model.mi_variance values (model_config says what each means).
 MI_VARIANCES = ('learned', 'unit')
+# config.model.encoder_trunk values: E's own conv trunk (the paper's Fig. 2) or D's.
+ENCODER_TRUNKS = ('own', 'discriminator')
 
 
 # -----------------------------------------------------------------------------
@@ -186,7 +191,11 @@ class ConvTrunk(nn.Module):
 
 
 class Encoder(nn.Module):
-  """E = p_phi(s, c | x): trunk, fc-bn-lrelu, fc-bn-lrelu, then the posterior's heads."""
+  """E = p_phi(s, c | x): trunk, fc-bn-lrelu, fc-bn-lrelu, then the posterior's heads.
+
+  With `own_trunk=False` E has no conv layers: its input is D's flattened trunk
+  features (`config.model.encoder_trunk='discriminator'`).
+  """
 
   features: Sequence[int]
   fc: int
@@ -195,15 +204,21 @@ class Encoder(nn.Module):
   num_continuous: int
   leaky_slope: float = 0.1
   batch_norm_momentum: float = 0.9
+  own_trunk: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, Any]:
-    """Returns {'cat_logits': tuple of [N, K], 'mean': [N, n_cont], 'log_var': [N, n_cont]}."""
+    """Returns {'cat_logits': tuple of [N, K], 'mean': [N, n_cont], 'log_var': [N, n_cont]}.
+
+    x: images [N, H, W, C], or D's trunk features [N, F] if not `own_trunk`.
+    """
     bn = lambda name: nn.BatchNorm(use_running_average=not train,
                                    momentum=self.batch_norm_momentum, name=name)
     act = lambda h: nn.leaky_relu(h, self.leaky_slope)
-    h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
-        x, train=train)
+    h = x
+    if self.own_trunk:
+      h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
+          x, train=train)
     h = act(bn('bn_fc')(nn.Dense(self.fc, use_bias=False, name='fc')(h)))
     h = act(bn('bn_hidden')(nn.Dense(self.hidden, use_bias=False, name='hidden')(h)))
     cat_logits = tuple(nn.Dense(k, name=f'cat{i}')(h) for i, k in enumerate(self.categorical))
@@ -217,23 +232,34 @@ class Encoder(nn.Module):
 
 class JointDiscriminator(nn.Module):
   """D(x, [s, c]): the conv trunk on x, the codes concatenated to its features,
-  fc-bn-lrelu, fc-o1 (a logit)."""
+  fc-bn-lrelu, fc-o1 (a logit). `features` is the trunk alone (what E reads
+  with `encoder_trunk='discriminator'`)."""
 
-  features: Sequence[int]
-  fc: int
+  conv_features: Sequence[int]
+  fc_width: int
   leaky_slope: float = 0.1
   batch_norm_momentum: float = 0.9
 
-  @nn.compact
-  def __call__(self, x: jax.Array, codes: jax.Array, *, train: bool) -> jax.Array:
-    """Returns the logits [N] of D(x, codes)."""
-    h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
-        x, train=train)
-    h = jnp.concatenate([h, codes.astype(h.dtype)], axis=-1)
-    h = nn.Dense(self.fc, use_bias=False, name='fc')(h)
-    h = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
-                     name='bn_fc')(h)
-    return nn.Dense(1, name='head')(nn.leaky_relu(h, self.leaky_slope))[:, 0]
+  # setup, not compact, so that `features` can run the trunk alone; the
+  # parameter names are those of the compact version (checkpoints still load).
+  def setup(self):
+    self.trunk = ConvTrunk(self.conv_features, self.leaky_slope, self.batch_norm_momentum)
+    self.fc = nn.Dense(self.fc_width, use_bias=False)
+    self.bn_fc = nn.BatchNorm(momentum=self.batch_norm_momentum)
+    self.head = nn.Dense(1)
+
+  def features(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """The trunk's flattened features [N, F] of images x."""
+    return self.trunk(x, train=train)
+
+  def __call__(self, x: jax.Array, codes: jax.Array, *, train: bool,
+               return_features: bool = False):
+    """Returns the logits [N] of D(x, codes) (and the trunk's features if asked)."""
+    features = self.trunk(x, train=train)
+    h = jnp.concatenate([features, codes.astype(features.dtype)], axis=-1)
+    h = self.bn_fc(self.fc(h), use_running_average=not train)
+    logit = self.head(nn.leaky_relu(h, self.leaky_slope))[:, 0]
+    return (logit, features) if return_features else logit
 
 
 class InfoVAEGANState(flax.struct.PyTreeNode):
@@ -311,6 +337,15 @@ class InfoVAEGAN(base.Method):
     # of 3 seeds), so configs/infovaegan_dsprites.py:cpu uses that
     # (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, P3-P8, D4').
     m.mi_variance = 'learned'
+    # Where E's fc layers read from: 'own' (E's own conv trunk, the paper's
+    # Fig. 2: E and D share no layer) or 'discriminator' (InfoGAN's tie: E's
+    # fc layers and heads sit on D's conv trunk, as InfoGAN's Q on D's; the
+    # trunk is trained by L_D + L_MI in D's step, E's adversarial term and
+    # L_VAE reach only E's own layers; encoder_features is then unused). Why
+    # the option: with 'own' on MNIST (:cpu) G hides s in details E reads
+    # and ignores it at the scale of a digit
+    # (experiments/results/mnist/comparison_1207/HYPOTHESES.md, M1, M3).
+    m.encoder_trunk = 'own'
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
@@ -332,6 +367,8 @@ class InfoVAEGAN(base.Method):
       need(m[name] >= 0, f'config.model.{name}={m[name]} must be >= 0.')
     need(m.mi_variance in MI_VARIANCES,
          f'config.model.mi_variance={m.mi_variance!r} must be one of {MI_VARIANCES}.')
+    need(m.encoder_trunk in ENCODER_TRUNKS,
+         f'config.model.encoder_trunk={m.encoder_trunk!r} must be one of {ENCODER_TRUNKS}.')
     need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
          f'config.model.reconstruction={m.reconstruction!r} must be one of '
          f'{beta_vae.RECONSTRUCTIONS}.')
@@ -356,13 +393,14 @@ class InfoVAEGAN(base.Method):
     encoder = Encoder(features=tuple(m.encoder_features), fc=m.encoder_fc,
                       hidden=m.encoder_hidden, categorical=tuple(c.categorical),
                       num_continuous=c.num_continuous, leaky_slope=m.leaky_slope,
-                      batch_norm_momentum=m.batch_norm_momentum)
+                      batch_norm_momentum=m.batch_norm_momentum,
+                      own_trunk=m.encoder_trunk == 'own')
     generator = infogan.Generator(fc=m.generator_fc, features=tuple(m.generator_features),
                                   out_channels=config.dataset.channels,
                                   image_size=config.dataset.image_size,
                                   batch_norm_momentum=m.batch_norm_momentum)
-    discriminator = JointDiscriminator(features=tuple(m.discriminator_features),
-                                       fc=m.discriminator_fc, leaky_slope=m.leaky_slope,
+    discriminator = JointDiscriminator(conv_features=tuple(m.discriminator_features),
+                                       fc_width=m.discriminator_fc, leaky_slope=m.leaky_slope,
                                        batch_norm_momentum=m.batch_norm_momentum)
     return encoder, generator, discriminator
 
@@ -374,10 +412,13 @@ class InfoVAEGAN(base.Method):
     k_enc, k_gen, k_disc, k_rng = jax.random.split(key, 4)
     size, channels = config.dataset.image_size, config.dataset.channels
     x = jnp.zeros((1, size, size, channels))
-    enc_vars = encoder.init(k_enc, x, train=False)
     gen_vars = generator.init(k_gen, jnp.zeros((1, layout.input_dim)), train=False)
     disc_vars = discriminator.init(k_disc, x, jnp.zeros((1, layout.input_dim - layout.noise_dim)),
                                    train=False)
+    # E's input: images, or D's trunk features (encoder_trunk='discriminator').
+    enc_input = x if encoder.own_trunk else jax.eval_shape(
+        lambda: discriminator.apply(disc_vars, x, train=False, method='features'))
+    enc_vars = encoder.init(k_enc, jnp.zeros(enc_input.shape, enc_input.dtype), train=False)
     create = lambda model, variables, network: state_lib.AutoencoderState.create(
         apply_fn=model.apply, params=variables['params'],
         tx=state_lib.make_optimizer(config, network), batch_stats=variables['batch_stats'])
@@ -401,6 +442,27 @@ class InfoVAEGAN(base.Method):
     codes = latent.sample(k_codes, layout, n)
     g_input = latent.generator_input(codes, layout)
     prior_codes = g_input[:, layout.noise_dim:]          # [one-hot s, c] of the fakes.
+    on_disc_trunk = m.encoder_trunk == 'discriminator'
+
+    def encode(enc_params, enc_stats, disc, x):
+      """E's outputs on images x and E's new BatchNorm statistics (train mode).
+
+      On D's trunk, D's statistics from that forward are dropped: D's step keeps them.
+      """
+      if on_disc_trunk:
+        x, _ = disc.apply_fn(_variables(disc), x, train=True, method='features',
+                             mutable=['batch_stats'])
+      out, updates = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats), x,
+                                        train=True, mutable=['batch_stats'])
+      return out, updates['batch_stats']
+
+    def mi_terms(out):
+      """L_MI (Eq. 30) of E's outputs on the fakes: (weighted sum, CE of s, NLL of c)."""
+      mi_cat = losses.categorical_mi_loss(out['cat_logits'], codes.categorical)
+      mi_log_var = (out['log_var'] if m.mi_variance == 'learned'
+                    else jnp.zeros_like(out['log_var']))
+      mi_cont = gaussian_nll(codes.continuous, out['mean'], mi_log_var)
+      return lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont, mi_cat, mi_cont
 
     # G and E-on-real each run forward once: their outputs feed D's step, and
     # their VJPs carry the E/G step's gradients back (parameters unchanged in between).
@@ -412,10 +474,9 @@ class InfoVAEGAN(base.Method):
     fake, gen_vjp, gen_stats = jax.vjp(generate_fn, state.gen.params, has_aux=True)
 
     def encode_real_fn(params):
-      out, updates = state.enc.apply_fn(_variables(state.enc, params), images, train=True,
-                                        mutable=['batch_stats'])
+      out, stats = encode(params, state.enc.batch_stats, state.disc, images)
       real_codes = posterior_codes(out, k_real_post, m.temperature, m.discriminator_hard_codes)
-      return real_codes, updates['batch_stats']
+      return real_codes, stats
 
     real_codes, enc_real_vjp, enc_stats = jax.vjp(encode_real_fn, state.enc.params,
                                                   has_aux=True)
@@ -426,13 +487,23 @@ class InfoVAEGAN(base.Method):
       real_logit, updates = state.disc.apply_fn(
           _variables(state.disc, params), images, jax.lax.stop_gradient(real_codes),
           train=True, mutable=['batch_stats'])
-      fake_logit, updates = state.disc.apply_fn(
+      fake_out, updates = state.disc.apply_fn(
           _variables(state.disc, params, updates['batch_stats']), jax.lax.stop_gradient(fake),
-          prior_codes, train=True, mutable=['batch_stats'])
+          prior_codes, train=True, mutable=['batch_stats'], return_features=True)
+      fake_logit, fake_features = fake_out
       d_loss = losses.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
       metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
                  'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_logit))}
-      return d_loss, (updates['batch_stats'], metrics)
+      total = d_loss
+      if on_disc_trunk:
+        # InfoGAN's tie: L_MI trains D's trunk too, with E's own layers fixed
+        # here (they learn in the E/G step), as InfoGAN's D/Q step does.
+        q_out, _ = state.enc.apply_fn(_variables(state.enc), fake_features, train=True,
+                                      mutable=['batch_stats'])
+        trunk_mi, _, _ = mi_terms(q_out)
+        metrics['d_trunk_mi_loss'] = trunk_mi
+        total = d_loss + trunk_mi
+      return total, (updates['batch_stats'], metrics)
 
     (_, (disc_stats, disc_metrics)), disc_grads = jax.value_and_grad(
         disc_loss_fn, has_aux=True)(state.disc.params)
@@ -448,19 +519,13 @@ class InfoVAEGAN(base.Method):
       g_adv = losses.generator_loss(discriminate(fake_images, prior_codes))
       e_adv = losses.encoder_adversarial_loss(discriminate(images, real_code_vec))
       # L_MI: E reads the codes back off G's images (gradient into E and G).
-      fake_out, updates = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats),
-                                             fake_images, train=True, mutable=['batch_stats'])
-      mi_cat = losses.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
-      mi_log_var = (fake_out['log_var'] if m.mi_variance == 'learned'
-                    else jnp.zeros_like(fake_out['log_var']))
-      mi_cont = gaussian_nll(codes.continuous, fake_out['mean'], mi_log_var)
-      mi = lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont
+      fake_out, new_enc_stats = encode(enc_params, enc_stats, new_disc, fake_images)
+      mi, mi_cat, mi_cont = mi_terms(fake_out)
       # L_VAE: E only. x_g is a constant target and E's input (a second
       # forward, so that no L_VAE gradient reaches G through x_g); G's
       # parameters are closed over, not differentiated.
       target = jax.lax.stop_gradient(fake_images)
-      vae_out, _ = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats), target,
-                                      train=True, mutable=['batch_stats'])
+      vae_out, _ = encode(enc_params, enc_stats, new_disc, target)
       post = posterior_codes(vae_out, k_fake_post, m.temperature, hard=False)
       recon, captured = state.gen.apply_fn(
           _variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1), train=True,
@@ -475,7 +540,7 @@ class InfoVAEGAN(base.Method):
       metrics = {'g_loss': g_adv, 'e_adv_loss': e_adv, 'mi_cat_loss': mi_cat,
                  'mi_cont_loss': mi_cont, 'recon_loss': recon_loss, 'kl_cont': kl_cont,
                  'kl_cat': kl_cat, 'vae_loss': vae}
-      return total, (updates['batch_stats'], metrics)
+      return total, (new_enc_stats, metrics)
 
     (_, (new_enc_stats, eg_metrics)), (enc_grads, fake_grads, code_grads) = jax.value_and_grad(
         eg_loss_fn, argnums=(0, 1, 2), has_aux=True)(state.enc.params, fake, real_codes)
@@ -495,7 +560,10 @@ class InfoVAEGAN(base.Method):
     'z' = [mu(x), softmax of each Cat head]; 'cat_logits' = E's Cat heads;
     'recon' = G(0, one_hot(argmax s), mu(x)).
     """
-    out = state.enc.apply_fn(_variables(state.enc), images, train=False)
+    x = images
+    if 'trunk' not in state.enc.params:      # E on D's trunk (encoder_trunk='discriminator').
+      x = state.disc.apply_fn(_variables(state.disc), images, train=False, method='features')
+    out = state.enc.apply_fn(_variables(state.enc), x, train=False)
     probs = [jax.nn.softmax(logits, axis=-1) for logits in out['cat_logits']]
     one_hots = [jax.nn.one_hot(jnp.argmax(l, axis=-1), l.shape[-1], dtype=out['mean'].dtype)
                 for l in out['cat_logits']]
