@@ -143,6 +143,7 @@ def test_mnist_cpu_variant_halves_widths_and_keeps_the_rest():
     ({'model.vae_weight': -1.0}, 'config.model.vae_weight'),
     ({'model.reconstruction': 'l1'}, 'config.model.reconstruction'),
     ({'model.mi_variance': 'fixed'}, 'config.model.mi_variance'),
+    ({'model.encoder_trunk': 'shared'}, 'config.model.encoder_trunk'),
     ({'loss.encoder_adversarial_weight': 1.0}, 'config.loss.encoder_adversarial_weight'),
 ])
 def test_validate_rejects(override, field):
@@ -202,10 +203,14 @@ def _sgd_state(state, models, lr):
                        disc=make(state.disc, discriminator))
 
 
-@pytest.mark.parametrize('reconstruction, mi_variance', [('bernoulli', 'learned'),
-                                                         ('mse', 'learned'),
-                                                         ('bernoulli', 'unit')])
-def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_variance):
+@pytest.mark.parametrize('reconstruction, mi_variance, encoder_trunk', [
+    ('bernoulli', 'learned', 'own'),
+    ('mse', 'learned', 'own'),
+    ('bernoulli', 'unit', 'own'),
+    ('bernoulli', 'learned', 'discriminator'),
+])
+def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_variance,
+                                                      encoder_trunk):
   """With plain SGD, each network moves by -lr x the gradient of the losses written out here.
 
   D: BCE(D(x, s', c') -> 1) + BCE(D(x_g, s, c) -> 0). Then, through the updated
@@ -214,13 +219,15 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
     + l_d CE(E_s(x_g), s) + l_c (-log N(c; mu(x_g), sigma^2(x_g)))
     + w_V [-log p(sg(x_g) | G_sg(z, s'', c'')) + KL_c + KL_s]   (E(sg(x_g)) only)
   with s' straight-through on real images, s'' relaxed; sigma^2 in the MI term is
-  E's (mi_variance 'learned') or 1 ('unit').
+  E's (mi_variance 'learned') or 1 ('unit'). With E on D's trunk, E's layers read
+  D's trunk features (the old D's for s', the updated D's for x_g), and D's loss
+  also has the MI terms of E (fixed) on D's features of x_g.
   """
   lr, l_d, l_c, w_e, w_v, t = 0.05, 0.7, 1.3, 0.6, 0.02, 0.8
   config = _tiny(**{'loss.lambda_disc': l_d, 'loss.lambda_cont': l_c,
                     'model.encoder_gan_weight': w_e, 'model.vae_weight': w_v,
                     'model.temperature': t, 'model.reconstruction': reconstruction,
-                    'model.mi_variance': mi_variance})
+                    'model.mi_variance': mi_variance, 'model.encoder_trunk': encoder_trunk})
   models = METHOD.build_models(config)
   encoder, generator, discriminator = models
   state = _sgd_state(_init(config), models, lr)
@@ -249,33 +256,51 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
     return model.apply({'params': params, 'batch_stats': stats}, *args, train=True,
                        mutable=['batch_stats'])
 
+  def enc(enc_params, enc_stats, disc_params, x):
+    """E on images: its own trunk, or D's (D's statistics from this forward dropped)."""
+    if encoder_trunk == 'discriminator':
+      x = discriminator.apply({'params': disc_params, 'batch_stats': state.disc.batch_stats}, x,
+                              train=True, method=discriminator.features,
+                              mutable=['batch_stats'])[0]
+    return run(encoder, enc_params, enc_stats, x)
+
+  def mi(out):
+    logits = out['cat_logits'][0]
+    ce = jnp.mean(-jnp.sum(s * jax.nn.log_softmax(logits), axis=1))
+    var = jnp.exp(out['log_var']) if mi_variance == 'learned' else 1.0
+    nll = jnp.mean(jnp.sum(0.5 * jnp.log(2 * math.pi * var)
+                           + (codes.continuous - out['mean']) ** 2 / (2 * var), axis=1))
+    return ce, nll
+
   fake, g_stats = run(generator, state.gen.params, state.gen.batch_stats, g_in)
-  real_out, e_stats = run(encoder, state.enc.params, state.enc.batch_stats, images)
+  real_out, e_stats = enc(state.enc.params, state.enc.batch_stats, state.disc.params, images)
   real_codes = sample(real_out, k_real, True)
 
   def d_loss_fn(params):
     real_logit, st = run(discriminator, params, state.disc.batch_stats, images, real_codes)
     fake_logit, st = run(discriminator, params, st['batch_stats'], fake, prior)
-    return jnp.mean(_softplus(-real_logit)) + jnp.mean(_softplus(fake_logit)), st
+    d_loss = jnp.mean(_softplus(-real_logit)) + jnp.mean(_softplus(fake_logit))
+    total = d_loss
+    if encoder_trunk == 'discriminator':   # InfoGAN's tie: L_MI trains D's trunk.
+      ce, nll = mi(enc(state.enc.params, state.enc.batch_stats, params, fake)[0])
+      total += l_d * ce + l_c * nll
+    return total, (d_loss, st)
 
-  (d_loss, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.disc.params)
+  (_, (d_loss, d_stats)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+      state.disc.params)
   disc_params = jax.tree.map(lambda p, g: p - lr * g, state.disc.params, d_grads)
   disc = lambda x, c: run(discriminator, disc_params, d_stats['batch_stats'], x, c)[0]
 
   def eg_loss_fn(enc_params, gen_params):
     x_g, _ = run(generator, gen_params, state.gen.batch_stats, g_in)
-    r_out, st = run(encoder, enc_params, state.enc.batch_stats, images)
+    r_out, st = enc(enc_params, state.enc.batch_stats, state.disc.params, images)
     loss = jnp.mean(_softplus(-disc(x_g, prior)))
     loss += w_e * jnp.mean(_softplus(disc(images, sample(r_out, k_real, True))))
-    f_out, st = run(encoder, enc_params, st['batch_stats'], x_g)
-    logits = f_out['cat_logits'][0]
-    ce = jnp.mean(-jnp.sum(s * jax.nn.log_softmax(logits), axis=1))
-    var = jnp.exp(f_out['log_var']) if mi_variance == 'learned' else 1.0
-    nll = jnp.mean(jnp.sum(0.5 * jnp.log(2 * math.pi * var)
-                           + (codes.continuous - f_out['mean']) ** 2 / (2 * var), axis=1))
+    f_out, st = enc(enc_params, st['batch_stats'], disc_params, x_g)
+    ce, nll = mi(f_out)
     loss += l_d * ce + l_c * nll
     target = jax.lax.stop_gradient(x_g)
-    v_out, _ = run(encoder, enc_params, e_stats['batch_stats'], target)
+    v_out, _ = enc(enc_params, e_stats['batch_stats'], disc_params, target)
     recon, _ = run(generator, state.gen.params, state.gen.batch_stats,
                    jnp.concatenate([codes.noise, sample(v_out, k_fake, False)], axis=1))
     if reconstruction == 'bernoulli':
@@ -323,6 +348,30 @@ def test_train_step_deterministic_and_draws_from_fold_in(tiny_state):
     assert np.shape(value) == () and np.isfinite(value), name
   _, next_metrics = step(state.replace(step=state.step + 1), batch)
   assert float(next_metrics['mi_cont_loss']) != float(metrics['mi_cont_loss'])
+
+
+def test_encoder_on_discriminator_trunk_reads_ds_features():
+  """encoder_trunk='discriminator': E has no conv layer of its own; at evaluation
+  it reads D's trunk features, so changing D's trunk changes E's posterior."""
+  config = _tiny(**{'model.encoder_trunk': 'discriminator'})
+  models = METHOD.build_models(config)
+  encoder, _, discriminator = models
+  state = _init(config)
+  assert 'trunk' not in state.enc.params and 'trunk' in state.disc.params
+  images = _images(config, n=6)
+  features = discriminator.apply({'params': state.disc.params,
+                                  'batch_stats': state.disc.batch_stats}, images, train=False,
+                                 method=discriminator.features)
+  by_hand = encoder.apply({'params': state.enc.params, 'batch_stats': state.enc.batch_stats},
+                          features, train=False)
+  out = jax.jit(METHOD.eval_outputs)(state, images)
+  np.testing.assert_allclose(out['cat_logits'][0], by_hand['cat_logits'][0], rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(out['z'][:, :2], by_hand['mean'], rtol=1e-5, atol=1e-6)
+  bumped = jax.tree.map(lambda p: p * 1.5, state.disc.params['trunk'])
+  other = state.replace(disc=state.disc.replace(
+      params={**state.disc.params, 'trunk': bumped}))
+  assert not np.allclose(jax.jit(METHOD.eval_outputs)(other, images)['z'], out['z'])
 
 
 # --- (c) The mechanisms acting ----------------------------------------------------
