@@ -16,6 +16,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from lgae import config_validation
+
 # Fields that only say how long / how often; changing them keeps a run resumable.
 SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoint_every_steps',
                    'eval_every_steps', 'max_checkpoints_to_keep')
@@ -78,14 +80,23 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def restore_config(self, step: int | None = None) -> ml_collections.ConfigDict:
-    """The config saved beside the state at `step` (default: latest)."""
+    """The config saved beside the state at `step` (default: latest).
+
+    Fields lgae gained after the checkpoint was written are filled with their
+    defaults (`config_validation.fill_new_fields`).
+    """
     step = self._require_step(step)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises several types for damaged files.
       raise CheckpointError(f'Cannot read the config of checkpoint {step} in {self.directory} '
                             f'({_one_line(e)}).{self._if_damaged(step)}') from e
-    return ml_collections.ConfigDict(restored['config'])
+    config = ml_collections.ConfigDict(restored['config'])
+    filled = config_validation.fill_new_fields(config)
+    if filled:
+      logging.info('Checkpoint %d in %s predates config fields %s: they take their defaults '
+                   '(the behaviour before they existed).', step, self.directory, filled)
+    return config
 
   def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
     """Restores the state at `step` (default: latest) onto `abstract_state`'s shardings.

@@ -90,6 +90,33 @@ def method_schema(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   return base
 
 
+def fill_new_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """Adds, in place, the schema fields `config` lacks, at their defaults.
+
+  For a config saved by an older lgae (checkpoints): a field added since then
+  gets the default that reproduces the behaviour before it existed (the rule
+  for every new option, e.g. `model.encoder_trunk='own'`), so old runs still
+  load and resume. Returns the dotted names filled; fields the saved config
+  has are never changed.
+  """
+  schema = _flatten(method_schema(config))
+  filled = []
+  with config.unlocked():
+    for name in sorted(set(schema) - set(_flatten(config))):
+      *groups, leaf = name.split('.')
+      node = config
+      for group in groups:
+        if group not in node:
+          node[group] = ml_collections.ConfigDict()
+        node = node[group]
+        if not isinstance(node, ml_collections.ConfigDict):
+          break   # A group replaced by a value: schema_errors reports it.
+      else:
+        node[leaf] = schema[name]
+        filled.append(name)
+  return filled
+
+
 def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
   """Unknown, missing and wrongly typed fields, against the method's schema."""
   schema = _flatten(method_schema(config))

@@ -110,3 +110,25 @@ def test_decoder_upsample_conv_may_change_on_resume(tmp_path):
   other.model.latent_dim = 32
   with pytest.raises(checkpointing.CheckpointError, match='config.model'):
     checkpointing.check_resumable(saved, other)
+
+
+def test_a_checkpoint_older_than_a_config_field_still_loads_and_resumes(tmp_path):
+  """A config saved before a field existed gets the field's default on restore
+  (the behaviour before it existed), so evaluation loads it and a resume with
+  today's config passes the structural check."""
+  config = mnist.get_config('smoke')
+  old = config.copy_and_resolve_references()
+  with old.unlocked():
+    del old.model['decoder_upsample']      # as if saved by an lgae without the field
+    del old['max_checkpoints_to_keep']
+  mesh = parallel.make_mesh()
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  ckpt.save(0, state_lib.create_state(config, mesh), old)
+  ckpt.close()
+  reader = checkpointing.Checkpointer(str(tmp_path), read_only=True)
+  saved = reader.restore_config()
+  reader.close()
+  assert saved.model.decoder_upsample == config.model.decoder_upsample
+  assert saved.max_checkpoints_to_keep == config.max_checkpoints_to_keep
+  assert saved.to_json(sort_keys=True) == config.to_json(sort_keys=True)
+  checkpointing.check_resumable(saved, config)

@@ -16,7 +16,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import celeba, chairs, common, mnist
+from configs import celeba, chairs, common, infovaegan_mnist, mnist
 from lgae import config_validation
 from tests import fake_mnist, fault_injection_test
 
@@ -366,3 +366,18 @@ def test_mnist_neighbour_is_valid_and_keeps_the_paper_networks():
   assert neighbour.model.to_dict() == paper.model.to_dict()
   assert neighbour.codes.to_dict() == paper.codes.to_dict()
   assert neighbour.schedule == 'two_stage' and neighbour.loss.neighbour_weight > 0
+
+
+def test_fill_new_fields_adds_only_what_is_missing():
+  """A saved config without a (newer) field gets its default; fields it has keep their values."""
+  config = infovaegan_mnist.get_config('smoke')
+  with config.unlocked():
+    del config.model['encoder_trunk']
+    config.model.mi_variance = 'unit'           # a saved non-default value: kept
+    del config['two_stage']                     # a whole group missing
+  filled = config_validation.fill_new_fields(config)
+  assert config.model.encoder_trunk == 'own' and config.model.mi_variance == 'unit'
+  assert 'model.encoder_trunk' in filled and 'model.mi_variance' not in filled
+  assert any(name.startswith('two_stage.') for name in filled)
+  assert config_validation.schema_errors(config) == []
+  assert config_validation.fill_new_fields(config) == []
