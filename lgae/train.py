@@ -302,6 +302,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
           window = []
           record['steps_per_sec'] = progress.steps_per_sec(step)
           progress.log(step, record['steps_per_sec'], record)
+        if ckpt_now:
+          # Before the evaluation (which can take many minutes, e.g. dSprites'
+          # metrics): a crash or kill during it then loses no training step.
+          save(step)
         if eval_now:
           scores = evaluation.evaluate(state, config, mesh, classifier=classifier)
           # A fixed key: the grid is comparable from one eval to the next.
@@ -313,8 +317,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
         if record:
           # One record per log step; eval scores join the record of their step.
           writer.write_scalars(step, record)
-      if ckpt_now:
-        save(step)
       if eval_now or ckpt_now:
         progress.restart_window(step)  # steps/s measures training only.
       if stopping:

@@ -550,3 +550,21 @@ def test_kill9_in_training_and_in_checkpoint_writes_then_same_command_finishes(
   for step, records in redone.items():
     assert all(r == records[0] for r in records), (step, records)
   assert 'eval/recon_mse' in _records(workdir)[-1]
+
+
+def test_a_crash_in_the_final_evaluation_keeps_the_final_checkpoint(tfds_env, tmp_path,
+                                                                    monkeypatch):
+  """The last step is checkpointed before the end-of-run evaluation starts, so an
+  evaluation that fails (or is killed) costs no training: the checkpoint is there."""
+  del tfds_env
+
+  def failing_evaluate(*args, **kwargs):
+    raise RuntimeError('evaluation failed')
+
+  monkeypatch.setattr(evaluation, 'evaluate', failing_evaluate)
+  workdir = tmp_path / 'run'
+  config = _config(num_train_steps=5, eval_every_steps=-1, checkpoint_every_steps=100,
+                   log_every_steps=1)
+  with pytest.raises(RuntimeError, match='evaluation failed'):
+    train.train_and_evaluate(config, str(workdir))
+  assert _assert_latest_is_complete(workdir) == 5
