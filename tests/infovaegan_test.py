@@ -144,6 +144,7 @@ def test_mnist_cpu_variant_halves_widths_and_keeps_the_rest():
     ({'model.reconstruction': 'l1'}, 'config.model.reconstruction'),
     ({'model.mi_variance': 'fixed'}, 'config.model.mi_variance'),
     ({'model.encoder_trunk': 'shared'}, 'config.model.encoder_trunk'),
+    ({'model.instance_noise': -0.1}, 'config.model.instance_noise'),
     ({'loss.encoder_adversarial_weight': 1.0}, 'config.loss.encoder_adversarial_weight'),
 ])
 def test_validate_rejects(override, field):
@@ -203,14 +204,15 @@ def _sgd_state(state, models, lr):
                        disc=make(state.disc, discriminator))
 
 
-@pytest.mark.parametrize('reconstruction, mi_variance, encoder_trunk', [
-    ('bernoulli', 'learned', 'own'),
-    ('mse', 'learned', 'own'),
-    ('bernoulli', 'unit', 'own'),
-    ('bernoulli', 'learned', 'discriminator'),
+@pytest.mark.parametrize('reconstruction, mi_variance, encoder_trunk, instance_noise', [
+    ('bernoulli', 'learned', 'own', 0.0),
+    ('mse', 'learned', 'own', 0.0),
+    ('bernoulli', 'unit', 'own', 0.0),
+    ('bernoulli', 'learned', 'discriminator', 0.0),
+    ('bernoulli', 'unit', 'own', 0.3),
 ])
 def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_variance,
-                                                      encoder_trunk):
+                                                      encoder_trunk, instance_noise):
   """With plain SGD, each network moves by -lr x the gradient of the losses written out here.
 
   D: BCE(D(x, s', c') -> 1) + BCE(D(x_g, s, c) -> 0). Then, through the updated
@@ -221,13 +223,15 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
   with s' straight-through on real images, s'' relaxed; sigma^2 in the MI term is
   E's (mi_variance 'learned') or 1 ('unit'). With E on D's trunk, E's layers read
   D's trunk features (the old D's for s', the updated D's for x_g), and D's loss
-  also has the MI terms of E (fixed) on D's features of x_g.
+  also has the MI terms of E (fixed) on D's features of x_g. With instance noise,
+  every image D sees (real and fake, in both steps) has the same N(0, sigma^2) draw added.
   """
   lr, l_d, l_c, w_e, w_v, t = 0.05, 0.7, 1.3, 0.6, 0.02, 0.8
   config = _tiny(**{'loss.lambda_disc': l_d, 'loss.lambda_cont': l_c,
                     'model.encoder_gan_weight': w_e, 'model.vae_weight': w_v,
                     'model.temperature': t, 'model.reconstruction': reconstruction,
-                    'model.mi_variance': mi_variance, 'model.encoder_trunk': encoder_trunk})
+                    'model.mi_variance': mi_variance, 'model.encoder_trunk': encoder_trunk,
+                    'model.instance_noise': instance_noise})
   models = METHOD.build_models(config)
   encoder, generator, discriminator = models
   state = _sgd_state(_init(config), models, lr)
@@ -241,6 +245,10 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
   s = jax.nn.one_hot(codes.categorical[:, 0], 10)
   prior = jnp.concatenate([s, codes.continuous], axis=1)
   g_in = jnp.concatenate([codes.noise, prior], axis=1)
+  k_noise_real, k_noise_fake = jax.random.split(
+      jax.random.fold_in(jax.random.fold_in(state.rng, 0), 1))
+  noisy_real = images + instance_noise * jax.random.normal(k_noise_real, images.shape)
+  fake_noise = instance_noise * jax.random.normal(k_noise_fake, images.shape)
 
   def sample(out, key, hard):   # Eqs. (7)-(8), written out.
     k_gumbel, k_eps = jax.random.split(key)
@@ -277,12 +285,12 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
   real_codes = sample(real_out, k_real, True)
 
   def d_loss_fn(params):
-    real_logit, st = run(discriminator, params, state.disc.batch_stats, images, real_codes)
-    fake_logit, st = run(discriminator, params, st['batch_stats'], fake, prior)
+    real_logit, st = run(discriminator, params, state.disc.batch_stats, noisy_real, real_codes)
+    fake_logit, st = run(discriminator, params, st['batch_stats'], fake + fake_noise, prior)
     d_loss = jnp.mean(_softplus(-real_logit)) + jnp.mean(_softplus(fake_logit))
     total = d_loss
     if encoder_trunk == 'discriminator':   # InfoGAN's tie: L_MI trains D's trunk.
-      ce, nll = mi(enc(state.enc.params, state.enc.batch_stats, params, fake)[0])
+      ce, nll = mi(enc(state.enc.params, state.enc.batch_stats, params, fake + fake_noise)[0])
       total += l_d * ce + l_c * nll
     return total, (d_loss, st)
 
@@ -294,8 +302,8 @@ def test_train_step_is_sgd_on_the_hand_written_losses(reconstruction, mi_varianc
   def eg_loss_fn(enc_params, gen_params):
     x_g, _ = run(generator, gen_params, state.gen.batch_stats, g_in)
     r_out, st = enc(enc_params, state.enc.batch_stats, state.disc.params, images)
-    loss = jnp.mean(_softplus(-disc(x_g, prior)))
-    loss += w_e * jnp.mean(_softplus(disc(images, sample(r_out, k_real, True))))
+    loss = jnp.mean(_softplus(-disc(x_g + fake_noise, prior)))
+    loss += w_e * jnp.mean(_softplus(disc(noisy_real, sample(r_out, k_real, True))))
     f_out, st = enc(enc_params, st['batch_stats'], disc_params, x_g)
     ce, nll = mi(f_out)
     loss += l_d * ce + l_c * nll

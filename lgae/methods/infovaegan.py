@@ -346,6 +346,12 @@ class InfoVAEGAN(base.Method):
     # and ignores it at the scale of a digit
     # (experiments/results/mnist/comparison_1207/HYPOTHESES.md, M1, M3).
     m.encoder_trunk = 'own'
+    # Instance noise (Sønderby et al. 2017; not the paper): std of the
+    # Gaussian noise added to every image D sees, real and fake, in D's step
+    # and in G's and E's adversarial terms (0 = none). Why: dSprites pixels
+    # are exactly +-1 and G's tanh never is, so D may win on pixel exactness
+    # alone (probe P13 in experiments/results/dsprites/cpu_1206/HYPOTHESES.md).
+    m.instance_noise = 0.0
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
@@ -363,7 +369,7 @@ class InfoVAEGAN(base.Method):
     need(0 <= m.batch_norm_momentum < 1,
          f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
     need(m.temperature > 0, f'config.model.temperature={m.temperature} must be > 0.')
-    for name in ('encoder_gan_weight', 'vae_weight'):
+    for name in ('encoder_gan_weight', 'vae_weight', 'instance_noise'):
       need(m[name] >= 0, f'config.model.{name}={m[name]} must be >= 0.')
     need(m.mi_variance in MI_VARIANCES,
          f'config.model.mi_variance={m.mi_variance!r} must be one of {MI_VARIANCES}.')
@@ -443,6 +449,16 @@ class InfoVAEGAN(base.Method):
     g_input = latent.generator_input(codes, layout)
     prior_codes = g_input[:, layout.noise_dim:]          # [one-hot s, c] of the fakes.
     on_disc_trunk = m.encoder_trunk == 'discriminator'
+    # D's inputs, with instance noise if asked (its keys folded in, so that the
+    # other draws are those of a run without it). The same draws serve D's step
+    # and the E/G step.
+    k_noise_real, k_noise_fake = jax.random.split(jax.random.fold_in(key, 1))
+    noise_std = m.instance_noise
+
+    def d_input(x, k):
+      if noise_std == 0:
+        return x
+      return x + noise_std * jax.random.normal(k, x.shape, x.dtype)
 
     def encode(enc_params, enc_stats, disc, x):
       """E's outputs on images x and E's new BatchNorm statistics (train mode).
@@ -485,11 +501,12 @@ class InfoVAEGAN(base.Method):
     # --- D: L_D (Eq. 28), real and fake pairs in separate BatchNorm batches.
     def disc_loss_fn(params):
       real_logit, updates = state.disc.apply_fn(
-          _variables(state.disc, params), images, jax.lax.stop_gradient(real_codes),
+          _variables(state.disc, params), d_input(images, k_noise_real),
+          jax.lax.stop_gradient(real_codes),
           train=True, mutable=['batch_stats'])
       fake_out, updates = state.disc.apply_fn(
-          _variables(state.disc, params, updates['batch_stats']), jax.lax.stop_gradient(fake),
-          prior_codes, train=True, mutable=['batch_stats'], return_features=True)
+          _variables(state.disc, params, updates['batch_stats']),
+          d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes, train=True, mutable=['batch_stats'], return_features=True)
       fake_logit, fake_features = fake_out
       d_loss = losses.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
       metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
@@ -516,8 +533,9 @@ class InfoVAEGAN(base.Method):
       return logit
 
     def eg_loss_fn(enc_params, fake_images, real_code_vec):
-      g_adv = losses.generator_loss(discriminate(fake_images, prior_codes))
-      e_adv = losses.encoder_adversarial_loss(discriminate(images, real_code_vec))
+      g_adv = losses.generator_loss(discriminate(d_input(fake_images, k_noise_fake), prior_codes))
+      e_adv = losses.encoder_adversarial_loss(
+          discriminate(d_input(images, k_noise_real), real_code_vec))
       # L_MI: E reads the codes back off G's images (gradient into E and G).
       fake_out, new_enc_stats = encode(enc_params, enc_stats, new_disc, fake_images)
       mi, mi_cat, mi_cont = mi_terms(fake_out)
