@@ -453,7 +453,8 @@ class InfoVAEGAN(base.Method):
     on_disc_trunk = m.encoder_trunk == 'discriminator'
     # D's inputs, with instance noise if asked (its keys folded in, so that the
     # other draws are those of a run without it). The same draws serve D's step
-    # and the E/G step.
+    # and the E/G step. E's own inputs stay clean (with E on D's trunk, only
+    # the trunk's L_MI in D's step reads the noisy fakes, from D's forward).
     k_noise_real, k_noise_fake = jax.random.split(jax.random.fold_in(key, 1))
     noise_std = m.instance_noise
 
@@ -508,7 +509,8 @@ class InfoVAEGAN(base.Method):
           train=True, mutable=['batch_stats'])
       fake_out, updates = state.disc.apply_fn(
           _variables(state.disc, params, updates['batch_stats']),
-          d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes, train=True, mutable=['batch_stats'], return_features=True)
+          d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes, train=True,
+          mutable=['batch_stats'], return_features=True)
       fake_logit, fake_features = fake_out
       d_loss = losses.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
       metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
