@@ -20,6 +20,14 @@ def _trained_state(config, mesh, steps=2):
   return state
 
 
+def _save_and_reopen(tmp_path, state, config):
+  """Saves (state, config) as step 0 under tmp_path; returns a read-only Checkpointer on it."""
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  ckpt.save(0, state, config)
+  ckpt.close()
+  return checkpointing.Checkpointer(str(tmp_path), read_only=True)
+
+
 def _assert_trees_equal(a, b):
   a, b = jax.device_get(a), jax.device_get(b)
   # Compare by key path: the states' static apply_fns differ (fresh modules).
@@ -92,10 +100,7 @@ def test_decoder_upsample_conv_may_change_on_resume(tmp_path):
   config = mnist.get_config('smoke')
   config.model.decoder_upsample_conv = 'project_first'   # e.g. saved by a CPU run.
   mesh = parallel.make_mesh()
-  ckpt = checkpointing.Checkpointer(str(tmp_path))
-  ckpt.save(0, state_lib.create_state(config, mesh), config)
-  ckpt.close()
-  reader = checkpointing.Checkpointer(str(tmp_path), read_only=True)
+  reader = _save_and_reopen(tmp_path, state_lib.create_state(config, mesh), config)
   saved = reader.restore_config()
   for value in ('auto', 'upsample_first'):
     other = mnist.get_config('smoke')
@@ -121,11 +126,7 @@ def test_a_checkpoint_older_than_a_config_field_still_loads_and_resumes(tmp_path
   with old.unlocked():
     del old.model['decoder_upsample']      # as if saved by an lgae without the field
     del old['max_checkpoints_to_keep']
-  mesh = parallel.make_mesh()
-  ckpt = checkpointing.Checkpointer(str(tmp_path))
-  ckpt.save(0, state_lib.create_state(config, mesh), old)
-  ckpt.close()
-  reader = checkpointing.Checkpointer(str(tmp_path), read_only=True)
+  reader = _save_and_reopen(tmp_path, state_lib.create_state(config, parallel.make_mesh()), old)
   saved = reader.restore_config()
   reader.close()
   assert saved.model.decoder_upsample == config.model.decoder_upsample
