@@ -33,13 +33,11 @@ _STYLE_DIM = 5
 
 def get_config(variant: str = 'k16'):
   """Returns the AAE MNIST config: 'k16' (paper row), 'k32' or 'smoke' (tests)."""
-  config = common.get_base_config()
-  config.model_name = 'aae'
+  config = common.get_base_config('aae')
   common.use_padded_mnist(config)
 
-  # The AAE's own networks (encoder/decoder/discriminator widths, adversarial
-  # weight), replacing the LatentGAN-AE's fields.
-  config.model = aae.AAE().model_config()
+  # config.model: the AAE's own networks (encoder/decoder/discriminator widths,
+  # adversarial weight), at their defaults (`lgae.methods.aae`).
 
   # Codes: noise = the style z ~ N(0, I), one Cat(K) = the cluster y, no U
   # codes; `generate` decodes [style, one-hot y].

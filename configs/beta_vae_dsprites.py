@@ -68,7 +68,7 @@ def vae_like_dsprites_config(model: ml_collections.ConfigDict, model_name: str,
   """
   config = dsprites.get_config(table)
   table = config.model
-  config.model_name = model_name
+  config = common.for_method(config, model_name)
   config.model = model
   for name in beta_vae.CONV_AUTOENCODER_FIELDS:
     config.model[name] = table[name]

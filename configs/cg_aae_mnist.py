@@ -52,8 +52,7 @@ from lgae.methods import cg_aae
 
 def get_config(variant: str = 'paper'):
   """Returns the CG-AAE MNIST config: 'paper', 'cpu' (shortened, narrower) or 'smoke' (tests)."""
-  config = common.get_base_config()
-  config.model_name = 'cg_aae'
+  config = common.get_base_config('cg_aae')
   common.use_padded_mnist(config)
 
   # The CG-AAE's networks and phase options (cg_aae.CGAAE.model_config has

@@ -12,7 +12,7 @@ r"""3D Chairs: paper Table 3 and its hyper-parameters (lambda_disc 10, lambda_co
 The table's batch-norm sizes (bn128, bn64, bn32, bn32) do not match the conv
 widths they follow; batch norm normalises the conv's own channels.
 
-Data: the `rendered_chairs` tfds builder in `lgae.datasets` reads
+Data: the `rendered_chairs` tfds builder in `lgae.data` reads
 `rendered_chairs.tar` (Aubry et al. 2014) from the manual dir, 64x64 grayscale.
 """
 

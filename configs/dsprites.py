@@ -4,7 +4,7 @@ The paper has no dSprites experiment. This config reuses its 64x64 table (see
 configs/chairs.py) and sizes the codes to dSprites' factors: one Cat(3) for
 the shape and four U(-1, 1) codes for scale, orientation, x and y.
 
-Data: the `dsprites_procedural` tfds builder in `lgae.datasets` renders the
+Data: the `dsprites_procedural` tfds builder in `lgae.data` renders the
 737,280 images of the dSprites grid (Matthey et al. 2017), no download; it has
 the features of tfds' `dsprites`, whose prepared copy works too with
 `config.dataset.name = 'dsprites'`. Images are stored as 0/1 (not 0/255), as

@@ -24,12 +24,9 @@ from lgae.methods import infogan
 
 def get_config(variant: str = 'paper'):
   """Returns the InfoGAN MNIST config; `variant='smoke'` shrinks it for tests."""
-  config = common.get_base_config()
-  config.model_name = 'infogan'
+  config = common.get_base_config('infogan')
   common.use_padded_mnist(config)
 
-  # InfoGAN's own networks replace the LatentGAN-AE's fields (none of them applies).
-  config.model = infogan.InfoGAN().model_config()
 
   # G input 74 = 62 noise + Cat(10) + 2 x U(-1, 1) (the paper's MNIST codes).
   # The reference code draws its 62 noise dims from U(-1, 1), as here (with

@@ -55,15 +55,14 @@ Usage:
 
 import ml_collections
 
-from configs import dsprites, infovaegan_mnist
+from configs import common, dsprites, infovaegan_mnist
 from lgae.methods import infovaegan
 
 
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   """Returns the InfoVAEGAN dSprites config; `variant='smoke'` shrinks it for tests."""
   config = dsprites.get_config('paper')     # the dataset fields (64x64 binary, 98/2 % split).
-  config.model_name = 'infovaegan'
-  config.model = infovaegan.InfoVAEGAN().model_config()
+  config = common.for_method(config, 'infovaegan')
   m = config.model
   # One stride-2 layer per doubling from 4x4 (table above).
   m.generator_features = (256, 128, 64, 32)

@@ -52,8 +52,7 @@ from lgae.methods import infovaegan
 
 def get_config(variant: str = 'paper'):
   """Returns the InfoVAEGAN MNIST config; `variant='smoke'` shrinks it for tests."""
-  config = common.get_base_config()
-  config.model_name = 'infovaegan'
+  config = common.get_base_config('infovaegan')
   common.use_padded_mnist(config)
 
   # InfoVAEGAN's own networks replace the LatentGAN-AE's fields; the defaults

@@ -79,10 +79,8 @@ def get_config(variant: str = 'kl') -> ml_collections.ConfigDict:
                      "kl_d2, kl_d10, mmd_d2, mmd_d10, smoke or mmd_smoke.")
   latent_dim = int(dims[0][1:]) if dims else 20
 
-  config = common.get_base_config()
-  config.model_name = latent_stats_vae.LatentStatsVAE.name
+  config = common.get_base_config('latent_stats_vae')
   common.use_padded_mnist(config)
-  config.model = latent_stats_vae.LatentStatsVAE().model_config()
   config.model.latent_dim = latent_dim
   config.model.divergence = divergence
   config.model.theta, config.model.num_draws = _PAPER_THETA_N[divergence]

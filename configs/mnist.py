@@ -90,7 +90,7 @@ def apply_best(config):
 
   3.31 ± 0.14 % Hungarian error over 5 seeds. Q's first Cat head on the cached
   latents is also trained towards a label-free clustering of them (UMAP to 10
-  dims + a Gaussian mixture, the N2D recipe; `lgae.latent_teacher`), which is
+  dims + a Gaussian mixture, the N2D recipe; `lgae.methods.latentgan_ae.latent_teacher`), which is
   where the clustering comes from (README: the latent GAN's own objective does
   not find the digits). Same Table-2 networks, codes and classifier.
   """

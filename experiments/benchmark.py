@@ -14,7 +14,9 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from lgae import benchmark, config_validation, input_pipeline
+from lgae import benchmark
+from lgae.core import config_validation
+from lgae.data import input_pipeline
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _STEPS = flags.DEFINE_integer('num_steps', 20, 'Timed steps per repeat.')

@@ -5,9 +5,9 @@ r"""Evaluates a checkpoint of a training run and writes `<workdir>/eval.json`.
 
 The checkpoint (latest, or --step) and its config are restored read-only onto
 every device of this machine. The scores are those of
-`lgae.evaluation.evaluate_checkpoint_metrics` (None where they do not apply);
+`lgae.evaluation.run.evaluate_checkpoint_metrics` (None where they do not apply);
 for MNIST the classifier behind the generation metrics is trained once and
-cached under the tfds data dir (`lgae.classifier`). `eval.json` is the only
+cached under the tfds data dir (`lgae.evaluation.classifier`). `eval.json` is the only
 file written into the workdir, atomically (a temporary file renamed into
 place). Unusable workdirs end with one `error: ...` line and exit code 1.
 """
@@ -19,8 +19,10 @@ import tempfile
 
 from absl import app, flags, logging
 
-from lgae import checkpointing, console, evaluation, input_pipeline
-from lgae import classifier as classifier_lib
+from lgae.core import checkpointing, console
+from lgae.data import input_pipeline
+from lgae.evaluation import run as evaluation
+from lgae.evaluation import classifier as classifier_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')

@@ -19,8 +19,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lgae import (checkpointing, config_validation, console, input_pipeline, parallel, train,
-                  workdir)
+from lgae import train
+from lgae.core import checkpointing, config_validation, console, parallel, workdir
+from lgae.data import input_pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',

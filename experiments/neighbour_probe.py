@@ -4,9 +4,9 @@ r"""How far the neighbour-consistency objective alone gets on a run's frozen lat
       --num_neighbours=20 --entropy_weight=2 --seed=0]
 
 Encodes the train split with W's latest checkpoint, builds the k-NN graph of
-the latents (`lgae.latent_cache`), and trains a fresh MLP with D/Q's trunk
-widths and a Cat(K) head on `losses.neighbour_consistency_loss - entropy_weight
-* losses.marginal_entropy` alone: no GAN, no G, no D. Prints the Hungarian
+the latents (`lgae.methods.latentgan_ae.latent_cache`), and trains a fresh MLP with D/Q's trunk
+widths and a Cat(K) head on `clustering.neighbour_consistency_loss - entropy_weight
+* clustering.marginal_entropy` alone: no GAN, no G, no D. Prints the Hungarian
 error of its argmax on the train latents after every epoch. A research probe:
 it separates what the objective can do on this latent from what the latent
 GAN (which shares Q's trunk with D) lets it do. Reads W, writes nothing.
@@ -21,7 +21,9 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from lgae import evaluation, latent_cache, losses, metrics
+from lgae.evaluation import metrics, run as evaluation
+from lgae.methods.latentgan_ae import latent_cache
+from lgae.objectives import clustering
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory with a checkpoint.')
 _EPOCHS = flags.DEFINE_integer('epochs', 6, 'Passes over the train latents.')
@@ -64,8 +66,8 @@ def main(argv):
     def loss_fn(p):
       logits = probe.apply(p, jnp.concatenate([z[index], z[other]]))
       mine, theirs = (logits[:batch],), (logits[batch:],)
-      return (losses.neighbour_consistency_loss(mine, theirs) -
-              _ENTROPY.value * losses.marginal_entropy(mine))
+      return (clustering.neighbour_consistency_loss(mine, theirs) -
+              _ENTROPY.value * clustering.marginal_entropy(mine))
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state)

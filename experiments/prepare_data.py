@@ -11,7 +11,7 @@ dataset's four IDX gzip files (train-images-idx3-ubyte.gz,
 train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
 t10k-labels-idx1-ubyte.gz, as published by each dataset); they are checked
 (sha256, IDX headers, sizes), then tfds' own dataset of that name is written
-(see `lgae.datasets.mnist_local`).
+(see `lgae.data.mnist_local`).
 rendered_chairs: `--source_dir` holds `rendered_chairs.tar` (tfds' manual dir).
 dsprites: no `--source_dir`; the 737,280 images are rendered (~8 min, lgae's
 `dsprites_procedural`, the dataset of configs/dsprites.py).
@@ -31,7 +31,7 @@ import sys
 
 from absl import app, flags
 
-from lgae.datasets import dsprites_procedural, mnist_local, rendered_chairs
+from lgae.data import dsprites_procedural, mnist_local, rendered_chairs
 
 _PREPARERS = {
     **{name: functools.partial(mnist_local.prepare, name=name)

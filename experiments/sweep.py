@@ -41,7 +41,7 @@ import time
 
 from absl import app, flags
 
-from lgae import reporting
+from lgae.evaluation import reporting
 
 _CONFIG = flags.DEFINE_string('config', None, 'Config file path (forwarded to experiments.main).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds to run.')

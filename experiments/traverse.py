@@ -18,7 +18,9 @@ import sys
 import jax
 from absl import app, flags
 
-from lgae import checkpointing, console, evaluation, input_pipeline, traversal
+from lgae.core import checkpointing, console
+from lgae.data import input_pipeline
+from lgae.evaluation import run as evaluation, traversal
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
 _OUT = flags.DEFINE_string('out', None, 'Directory for the PNGs (created if missing).')

@@ -5,6 +5,7 @@ so the figure is the step alone; the input pipeline is timed on its own
 iterator. FLOPs come from XLA's cost analysis of the compiled step.
 """
 
+import functools
 import resource
 import time
 
@@ -12,9 +13,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from lgae import host_memory, input_pipeline, parallel
-from lgae import state as state_lib
-from lgae import train_step as train_step_lib
+from lgae.core import host_memory
+from lgae.core import method as method_lib
+from lgae.core import parallel
+from lgae.core import state as state_lib
+from lgae.data import input_pipeline
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
@@ -59,7 +62,8 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   mesh = parallel.make_mesh()
   parallel.check_divisible(config.batch_size, mesh)
   state = state_lib.create_state(config, mesh)
-  step_fn = train_step_lib.make_train_step(config, mesh)
+  step_fn = parallel.jit_step(
+      functools.partial(method_lib.for_config(config).train_step, config=config), mesh)
   batch = parallel.shard_batch({'image': _example_batch(config)['image']}, mesh)
 
   start = time.perf_counter()

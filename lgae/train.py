@@ -1,13 +1,15 @@
-"""`train_and_evaluate`: the only training loop.
+"""`train_and_evaluate`: the only training loop, for every method.
 
 It validates the config, builds the models and the sharded state (restoring
-the latest checkpoint of `workdir` if there is one), then runs the jitted
-combined step over the input pipeline, logging, evaluating and checkpointing
-on schedule. SIGTERM/SIGINT end the run with a checkpoint at the current step;
-a non-finite loss ends it with an error and without checkpointing the bad state.
+the latest checkpoint of `workdir` if there is one), then runs the phases the
+method declares (`lgae.core.method.Phase`: by default one jitted step over the
+input pipeline), logging, evaluating and checkpointing on schedule.
+SIGTERM/SIGINT end the run with a checkpoint at the current step; a non-finite
+loss ends it with an error and without checkpointing the bad state.
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -19,21 +21,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from lgae import (
-  checkpointing,
-  config_validation,
-  evaluation,
-  input_pipeline,
-  interrupts,
-  latent_cache,
-  methods,
-  metric_writers,
-  parallel,
-)
-from lgae import workdir as workdir_lib
-from lgae import classifier as classifier_lib
-from lgae import state as state_lib
-from lgae import train_step as train_step_lib
+from lgae import methods
+from lgae.core import checkpointing, config_validation, interrupts, metric_writers, parallel
+from lgae.core import method as method_lib
+from lgae.core import state as state_lib
+from lgae.core import workdir as workdir_lib
+from lgae.data import input_pipeline
+from lgae.evaluation import classifier as classifier_lib
+from lgae.evaluation import run as evaluation
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -54,46 +49,17 @@ def default_workdir(config: ml_collections.ConfigDict, root: str = 'lgae_runs') 
 
 
 def num_train_steps(config: ml_collections.ConfigDict) -> int:
-  """Total steps; with 'two_stage' they include the autoencoder's stage 1."""
-  if config.num_train_steps > 0:
-    return int(config.num_train_steps)
-  steps = int(config.num_epochs) * input_pipeline.steps_per_epoch(config)
-  if config.schedule == 'two_stage':
-    steps += int(config.two_stage.autoencoder_steps)
-  return steps
-
-
-def take_pretrained_autoencoder(state: state_lib.LatentGANState,
-                                config: ml_collections.ConfigDict,
-                                mesh: jax.sharding.Mesh) -> state_lib.LatentGANState:
-  """A fresh two-stage state with `two_stage.autoencoder_workdir`'s autoencoder.
-
-  The donor run's latest checkpoint is read (never written); its autoencoder
-  fields (`checkpointing.AUTOENCODER_FIELDS`) must equal ours; G, D/Q and the
-  codes may differ. The state then starts at stage 2 (step autoencoder_steps).
-  """
-  donor_dir = config.two_stage.autoencoder_workdir
-  donor = checkpointing.Checkpointer(donor_dir, read_only=True)
-  try:
-    donor_config = donor.restore_config()
-    checkpointing.check_resumable(donor_config, config, checkpointing.AUTOENCODER_FIELDS,
-                                  holder=f'two_stage.autoencoder_workdir={donor_dir!r}')
-    donor_state = donor.restore_state(state_lib.abstract_state(donor_config, mesh))
-  finally:
-    donor.close()
-  logging.info('Autoencoder taken from %s (step %d).', donor_dir, int(donor_state.step))
-  return state.replace(ae=donor_state.ae,
-                       step=jnp.asarray(config.two_stage.autoencoder_steps, jnp.int32))
+  """Total steps of the run (`Method.num_train_steps`: epochs, or a method's own count)."""
+  return methods.for_config(config).num_train_steps(
+      config, input_pipeline.steps_per_epoch(config))
 
 
 def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None):
-  """The latest checkpoint's state if there is one, else a fresh one."""
-  models = models or methods.for_config(config).build_models(config)
+  """The latest checkpoint's state if there is one, else a fresh one (`Method.start_state`)."""
+  method = methods.for_config(config)
+  models = models or method.build_models(config)
   if checkpointer.latest_step() is None:
-    state = state_lib.create_state(config, mesh, models)
-    if config.schedule == 'two_stage' and config.two_stage.autoencoder_workdir:
-      state = take_pretrained_autoencoder(state, config, mesh)
-    return state
+    return method.start_state(state_lib.create_state(config, mesh, models), config, mesh)
   saved = checkpointer.restore_config()
   checkpointing.check_resumable(saved, config)
   state = checkpointer.restore_state(state_lib.abstract_state(config, mesh, models))
@@ -154,7 +120,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        stop: interrupts.StopOnSignal) -> state_lib.LatentGANState:
+                        stop: interrupts.StopOnSignal) -> method_lib.State:
   """`train_and_evaluate`'s body; `stop` says whether SIGTERM/SIGINT arrived."""
   mesh = parallel.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size,
@@ -203,13 +169,14 @@ def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.StopOnSignal,
-           mesh: jax.sharding.Mesh) -> state_lib.LatentGANState:
+           mesh: jax.sharding.Mesh) -> method_lib.State:
   """The run itself, once the config, the data and the workdir have been checked."""
   # Feature extractor for the generation metrics: trained once per data dir
   # and cached; None where the dataset has no classifier recipe.
   classifier = (classifier_lib.get_or_train_classifier(config)
                 if config.eval_generation else None)
-  models = methods.for_config(config).build_models(config)
+  method = methods.for_config(config)
+  models = method.build_models(config)
   total_steps = num_train_steps(config)
   checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
   state = restore_or_create_state(config, mesh, checkpointer, models)
@@ -236,18 +203,15 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     checkpointer.close()
     return state
 
-  two_stage = config.schedule == 'two_stage'
-  # Steps before `gan_start` update the autoencoder alone (two-stage stage 1).
-  gan_start = int(config.two_stage.autoencoder_steps) if two_stage else 0
-  if two_stage:
-    ae_step_fn = train_step_lib.make_autoencoder_step(config, mesh)
-    step_fn = train_step_lib.make_latent_gan_step(config, mesh)
-  else:
-    step_fn = train_step_lib.make_train_step(config, mesh)
+  phases = method.phases(config, mesh, total_steps)
+  phase_index = 0   # the phase that runs step `start_step`.
+  while phases[phase_index].end <= start_step and phase_index + 1 < len(phases):
+    phase_index += 1
+  # The image pipeline from `start_step`, if any phase from here on reads images.
   batches = (input_pipeline.train_iterator(config, start_step=start_step,
                                            **parallel.process_shard())
-             if not two_stage or start_step < gan_start else None)
-  cache = None   # the stage-2 latent cache, built when stage 2 starts.
+             if any(p.prepare is None for p in phases[phase_index:]) else None)
+  step_fn, phase_data = None, None   # the running phase's jitted step and prepared input.
   # Every process computes the same metrics, evals and sample grids (they
   # are collectives); process 0 alone writes them.
   writer = (metric_writers.MetricWriter(workdir) if jax.process_index() == 0
@@ -266,19 +230,23 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
   try:
     step = start_step
     while step < total_steps:
-      if step < gan_start:
-        state, step_metrics = ae_step_fn(state, parallel.shard_batch(next(batches), mesh))
-      elif two_stage:
-        if cache is None:
-          cache = latent_cache.build(state, config, mesh)
-          logging.info('Stage 2: latent GAN on %d cached latents from step %d.',
-                       cache['z'].shape[0], step)
+      if step_fn is not None and step >= phases[phase_index].end:
+        phase_index += 1
+        step_fn = None
+      if step_fn is None:   # the phase starts (or resumes) here.
+        phase = phases[phase_index]
+        step_fn = parallel.jit_step(phase.step, mesh, batched=phase.prepare is None)
+        if phase.prepare is not None:
+          phase_data = phase.prepare(state)
           progress.restart_window(step)
-        state, step_metrics = step_fn(state, cache)
-      else:
-        state, step_metrics = step_fn(state, parallel.shard_batch(next(batches), mesh))
+        if len(phases) > 1:
+          logging.info('Phase %r: steps %d -> %d.', phase.name, step, phase.end)
+        first_step_of_phase = step + 1
+      data = (parallel.shard_batch(next(batches), mesh) if phases[phase_index].prepare is None
+              else phase_data)
+      state, step_metrics = step_fn(state, data)
       step += 1
-      if step in (start_step + 1, gan_start + 1):  # steps/s and ETA exclude the compile.
+      if step == first_step_of_phase:  # steps/s and ETA exclude the compile.
         jax.block_until_ready(step_metrics)
         progress.restart_window(step)
       pending.append((step, step_metrics))
@@ -296,7 +264,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
         pending = []
         record = {}
         if log_now:
-          # Keys differ between the two stages: average each over the steps that have it.
+          # Keys may differ between phases: average each over the steps that have it.
           names = dict.fromkeys(k for s in window for k in s)
           record = {k: float(np.mean([s[k] for s in window if k in s])) for k in names}
           window = []
@@ -331,3 +299,19 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     logging.info('done at step %d: checkpoints in %s, metrics in %s', int(state.step),
                  checkpointer.directory, writer.path)
   return state
+
+
+def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """The method's combined step (`Method.train_step`) on image batches, jitted for `mesh`."""
+  step = functools.partial(methods.for_config(config).train_step, config=config)
+  return parallel.jit_step(step, mesh)
+
+
+def make_phase_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, name: str):
+  """The jitted step of the method's phase called `name` (e.g. 'latent_gan')."""
+  phases = methods.for_config(config).phases(config, mesh, num_train_steps(config))
+  for phase in phases:
+    if phase.name == name:
+      return parallel.jit_step(phase.step, mesh, batched=phase.prepare is None)
+  raise ValueError(f'{config.model_name} has no phase {name!r} in this config: '
+                   f'{[p.name for p in phases]}.')

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from configs import aae_mnist
-from lgae import latent
+from lgae.core import latent
 from lgae.methods import aae
 
 STYLE = 5   # configs/aae_mnist.py's style width.

@@ -16,8 +16,10 @@ import pytest
 from flax.training import train_state
 
 from configs import cg_aae_mnist
-from lgae import checkpointing, evaluation, latent, methods
-from lgae import state as state_lib
+from lgae import methods
+from lgae.core import checkpointing, latent
+from lgae.evaluation import run as evaluation
+from lgae.core import state as state_lib
 from lgae.methods import cg_aae
 from tests import fake_mnist
 

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from configs import chairs, mnist
-from lgae import checkpointing, parallel, train_step
-from lgae import state as state_lib
+from lgae.core import checkpointing, parallel
+from lgae.methods.latentgan_ae import step as train_step
+from lgae.core import state as state_lib
+from lgae import train
 
 
 def _trained_state(config, mesh, steps=2):
   state = state_lib.create_state(config, mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train.make_train_step(config, mesh)
   images = np.random.default_rng(0).uniform(-1, 1, (config.batch_size, 32, 32, 1))
   for _ in range(steps):
     state, _ = step_fn(state, parallel.shard_batch({'image': images.astype(np.float32)}, mesh))

@@ -8,7 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import celeba, mnist
-from lgae import classifier
+from lgae.evaluation import classifier
 
 NUM_MOCK = 64
 

@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import celeba, chairs, common, infovaegan_mnist, mnist
-from lgae import config_validation
+from lgae.core import config_validation
 from tests import fake_mnist, fault_injection_test
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

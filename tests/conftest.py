@@ -30,7 +30,7 @@ def real_mnist_dir(tmp_path_factory):
   The four MNIST .gz files are found in $LGAE_REAL_MNIST_DIR, else in the
   development workshop beside this repository (present in CI).
   """
-  from lgae.datasets import mnist_local  # pylint: disable=g-import-not-at-top
+  from lgae.data import mnist_local  # pylint: disable=g-import-not-at-top
   workshop = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
                           'shared', 'data', 'mnist')
   source = os.environ.get('LGAE_REAL_MNIST_DIR') or (workshop if os.path.isdir(workshop) else '')

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lgae import workdir as workdir_lib
+from lgae.core import workdir as workdir_lib
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

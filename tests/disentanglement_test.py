@@ -1,4 +1,4 @@
-"""Oracle tests for `lgae.disentanglement`.
+"""Oracle tests for `lgae.evaluation.disentanglement`.
 
 The ground truth is the full grid of four factors with 3, 4, 5 and 6 values (360 points),
 so every "draw rows sharing a factor value" in the sampling metrics is exact. Three codes
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from lgae import disentanglement as dis
+from lgae.evaluation import disentanglement as dis
 
 _SIZES = (3, 4, 5, 6)
 _NUM_FACTORS = len(_SIZES)

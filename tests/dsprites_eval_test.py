@@ -11,8 +11,10 @@ import tensorflow_datasets as tfds
 
 from configs import dsprites
 from experiments import evaluate as evaluate_cli
-from lgae import evaluation, input_pipeline, train
-from lgae.datasets import dsprites_procedural as dp
+from lgae import train
+from lgae.data import input_pipeline
+from lgae.evaluation import run as evaluation
+from lgae.data import dsprites_procedural as dp
 
 
 @pytest.fixture(scope='module')

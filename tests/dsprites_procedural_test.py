@@ -11,8 +11,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import dsprites
-from lgae import config_validation
-from lgae.datasets import dsprites_procedural as dp
+from lgae.core import config_validation
+from lgae.data import dsprites_procedural as dp
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2
 MID = dp.POSITION_VALUES[15]     # A centre near the middle of the range.

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, input_pipeline, train
+from lgae import train
+from lgae.core import checkpointing
+from lgae.data import input_pipeline
 from tests import fake_mnist
 
 
@@ -51,7 +53,7 @@ def test_a_second_signal_kills_at_once():
   import sys  # pylint: disable=g-import-not-at-top
   code = '''
 import os, signal, time
-from lgae import interrupts
+from lgae.core import interrupts
 with interrupts.StopOnSignal() as stop:
   os.kill(os.getpid(), signal.SIGTERM)
   time.sleep(0.2)
@@ -74,7 +76,7 @@ def _assert_same(a, b):
 
 def test_sigterm_during_classifier_training_checkpoints_and_resumes_exactly(tmp_path, data_dir,
                                                                           monkeypatch):
-  from lgae import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
+  from lgae.evaluation import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
   config = _config(data_dir)
   with config.unlocked():
     config.eval_generation = True   # the run trains (then caches) the classifier first.
@@ -131,7 +133,8 @@ def test_sigterm_during_restore_keeps_the_checkpoint_and_resumes_exactly(tmp_pat
 _SLOW_DISK_RUN = '''
 import sys, time
 from configs import mnist
-from lgae import checkpointing, train
+from lgae import train
+from lgae.core import checkpointing
 real_save = checkpointing.Checkpointer.save
 def slow_save(self, *args, **kwargs):   # A slow disk: the run lives on after a signal.
   real_save(self, *args, **kwargs)
@@ -141,7 +144,7 @@ def slow_save(self, *args, **kwargs):   # A slow disk: the run lives on after a 
   self.wait()
   print('saved', flush=True)
   # Python code keeps running meanwhile, as in the training loop, so the first
-  # signal's handler runs before the second arrives (see lgae.interrupts).
+  # signal's handler runs before the second arrives (see lgae.core.interrupts).
   for _ in range(300):
     time.sleep(0.01)
 checkpointing.Checkpointer.save = slow_save

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, evaluation, parallel
-from lgae import state as state_lib
+from lgae.core import checkpointing, parallel
+from lgae.evaluation import run as evaluation
+from lgae.core import state as state_lib
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

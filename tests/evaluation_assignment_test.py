@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import evaluation, input_pipeline, parallel
-from lgae import state as state_lib
+from lgae.core import parallel
+from lgae.data import input_pipeline
+from lgae.evaluation import run as evaluation
+from lgae.core import state as state_lib
 from tests import fake_mnist
 
 NUM_TRAIN, NUM_TEST = 64, 40
@@ -92,7 +94,7 @@ def test_recon_mse_equals_an_independent_numpy_computation(config):
 
 
 def test_nmi_hand_computed():
-  from lgae import metrics  # pylint: disable=g-import-not-at-top
+  from lgae.evaluation import metrics  # pylint: disable=g-import-not-at-top
   # labels 0 0 1 1, clusters 0 0 0 1: H(Y) = ln 2, H(C) = H(3/4, 1/4),
   # I = H(Y) - 3/4 H(2/3, 1/3); NMI = I / mean(H(Y), H(C)).
   h = lambda *p: -sum(x * np.log(x) for x in p)

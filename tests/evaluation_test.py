@@ -9,9 +9,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import chairs, mnist
-from lgae import checkpointing, evaluation, input_pipeline, latent, metrics, parallel
-from lgae import classifier as classifier_lib
-from lgae import state as state_lib
+from lgae.core import checkpointing, latent, parallel
+from lgae.data import input_pipeline
+from lgae.evaluation import metrics, run as evaluation
+from lgae.evaluation import classifier as classifier_lib
+from lgae.core import state as state_lib
 
 NUM_MOCK = 64  # Examples per mock split; eval_batch_size 32 divides it, 24 does not.
 

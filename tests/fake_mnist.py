@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from lgae.datasets import mnist_local
+from lgae.data import mnist_local
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

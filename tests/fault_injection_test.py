@@ -51,10 +51,12 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, evaluation, parallel, train
-from lgae import state as state_lib
-from lgae import train_step as train_step_lib
-from lgae import workdir as workdir_lib
+from lgae import train
+from lgae.core import checkpointing, parallel
+from lgae.evaluation import run as evaluation
+from lgae.core import state as state_lib
+from lgae.methods.latentgan_ae import step as train_step_lib
+from lgae.core import workdir as workdir_lib
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -22,8 +22,10 @@ import tensorflow_datasets as tfds
 
 from configs import celeba, chairs, mnist
 from experiments import prepare_data
-from lgae import config_validation, evaluation, input_pipeline
-from lgae.datasets import mnist_local
+from lgae.core import config_validation
+from lgae.data import input_pipeline
+from lgae.evaluation import run as evaluation
+from lgae.data import mnist_local
 from tests import fake_mnist
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""Tests for `lgae.host_memory`: the malloc settings applied on `import lgae`.
+"""Tests for `lgae.core.host_memory`: the malloc settings applied on `import lgae`.
 
 Each case runs in a fresh interpreter, because the settings are per process and
 depend on what ran before the import.
@@ -59,6 +59,6 @@ def test_opt_out_leaves_malloc_alone():
 
 
 def test_warns_when_jax_backend_started_first():
-  out = _run('import jax; jax.devices(); import lgae; print(lgae.host_memory.is_applied())')
+  out = _run('import jax; jax.devices(); import lgae; print(lgae.core.host_memory.is_applied())')
   assert out.stdout.split() == ['True']
   assert 'imported after JAX started its backend' in out.stderr

@@ -11,8 +11,9 @@ import optax
 import pytest
 
 from configs import infogan_mnist
-from lgae import latent, methods
-from lgae import state as state_lib
+from lgae import methods
+from lgae.core import latent
+from lgae.core import state as state_lib
 from lgae.methods import infogan
 
 METHOD = infogan.InfoGAN()

@@ -12,8 +12,10 @@ import optax
 import pytest
 
 from configs import infovaegan_dsprites, infovaegan_mnist
-from lgae import checkpointing, evaluation, latent, methods
-from lgae import state as state_lib
+from lgae import methods
+from lgae.core import checkpointing, latent
+from lgae.evaluation import run as evaluation
+from lgae.core import state as state_lib
 from lgae.methods import infovaegan
 from tests import fake_mnist, methods_test
 

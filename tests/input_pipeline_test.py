@@ -1,7 +1,7 @@
 """Input pipeline: shapes, ranges, determinism, exact resume, eval padding.
 
 Most tests use `tfds.testing.mock_data` (random examples, no files, no
-network). A few read a tiny MNIST that `lgae.datasets.mnist_local` prepares
+network). A few read a tiny MNIST that `lgae.data.mnist_local` prepares
 from fake IDX files, to exercise the real tfds read path and exact values.
 """
 
@@ -15,8 +15,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import celeba, chairs, mnist
-from lgae import input_pipeline
-from lgae.datasets import mnist_local
+from lgae.data import input_pipeline
+from lgae.data import mnist_local
 
 # Mocked splits have this many examples; with the smoke batch size of 16 that
 # is 2 full batches per epoch (8 dropped), so a few steps cross epochs.

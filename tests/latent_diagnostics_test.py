@@ -1,9 +1,9 @@
-"""Oracles for the latent-space diagnostics in lgae.metrics."""
+"""Oracles for the latent-space diagnostics in lgae.evaluation.metrics."""
 
 import numpy as np
 import pytest
 
-from lgae import metrics
+from lgae.evaluation import metrics
 
 
 def test_precision_recall_of_a_set_against_itself_is_one():

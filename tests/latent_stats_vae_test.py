@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from configs import latent_stats_vae_mnist
-from lgae import (checkpointing, config_validation, evaluation, latent, metrics, parallel,
-                  train_step)
-from lgae import state as state_lib
+from lgae.core import checkpointing, config_validation, latent, parallel
+from lgae.evaluation import metrics, run as evaluation
+from lgae.methods.latentgan_ae import step as train_step
+from lgae.core import state as state_lib
 from lgae.methods import latent_stats_vae as lsv
+from lgae import train
 from tests import fake_mnist, parallel_test
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -322,7 +324,7 @@ def test_cosine_similarity_hand_computed():
 def _run_labelled(config, devices, num_steps=3):
   mesh = parallel.make_mesh(devices)
   state = state_lib.create_state(config, mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train.make_train_step(config, mesh)
   for i in range(num_steps):
     batch = {k: np.asarray(v) for k, v in _batch(config.batch_size, seed=i).items()}
     state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))

@@ -1,4 +1,4 @@
-"""The UMAP+GMM teacher of Q (lgae.latent_teacher) and its term in the latent-GAN step."""
+"""The UMAP+GMM teacher of Q (lgae.methods.latentgan_ae.latent_teacher) and its term in the latent-GAN step."""
 
 import sys
 
@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import config_validation, latent_teacher, metrics, parallel
-from lgae import state as state_lib
-from lgae import train_step
+from lgae.core import config_validation, parallel
+from lgae.evaluation import metrics
+from lgae.methods.latentgan_ae import latent_teacher
+from lgae.core import state as state_lib
+from lgae.methods.latentgan_ae import step as train_step
+from lgae import train
 
 
 def _blobs(num_per_blob=150, dims=16, seed=0):
@@ -59,7 +62,7 @@ def _train_q(teacher_weight, steps=200):
   teacher = rng.integers(0, 10, (32,)).astype(np.int32)
   cache = jax.device_put({'z': z, 'neighbours': np.zeros((32, 1), np.int32),
                           'teacher': teacher}, parallel.replicated(mesh))
-  step = train_step.make_latent_gan_step(config, mesh)
+  step = train.make_phase_step(config, mesh, 'latent_gan')
   for _ in range(steps):
     state, step_metrics = step(state, cache)
   logits = state.disc.apply_fn({'params': state.disc.params}, z)['cat_logits'][0]
@@ -91,7 +94,7 @@ def test_teacher_gan_steps_switches_the_term_off_after_that_many_latent_gan_step
         'z': rng.normal(size=(32, config.model.latent_dim)).astype(np.float32),
         'neighbours': np.zeros((32, 1), np.int32),
         'teacher': rng.integers(0, 10, (32,)).astype(np.int32)}, parallel.replicated(mesh))
-    new_state, _ = train_step.make_latent_gan_step(config, mesh)(state, cache)
+    new_state, _ = train.make_phase_step(config, mesh, 'latent_gan')(state, cache)
     return jax.device_get(new_state.disc.params)
 
   def same(a, b):

@@ -1,4 +1,4 @@
-"""Tests for `lgae.latent`: G's input layout, code sampling and traversal grids.
+"""Tests for `lgae.core.latent`: G's input layout, code sampling and traversal grids.
 
 Expected layouts and widths are written out by hand from the paper's tables;
 statistical checks use bounds that a wrong distribution would clearly break.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import celeba, chairs, mnist
-from lgae import latent
+from lgae.core import latent
 
 # -----------------------------------------------------------------------------
 # CodeLayout.

@@ -1,4 +1,4 @@
-"""Tests for `lgae.losses` against values computed by hand on tiny inputs.
+"""Tests for `lgae.objectives.losses` against values computed by hand on tiny inputs.
 
 Handy identities used below, with s(x) = 1 / (1 + exp(-x)):
   -log s(x)     = log(1 + exp(-x))     (BCE with target 1)
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lgae import losses
+from lgae.objectives import gan, info, reconstruction
 
 LOG2 = 0.6931471805599453
 HALF_LOG_2PI = 0.9189385332046727  # 0.5 * log(2 pi)
@@ -39,15 +39,15 @@ def test_reconstruction_loss_by_hand():
   """Squared errors 0, 4, 4, 0 over four pixels: mean 2."""
   images = jnp.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2, 1)
   recon = jnp.array([1.0, 0.0, 5.0, 4.0]).reshape(1, 2, 2, 1)
-  assert float(losses.reconstruction_loss(images, recon)) == pytest.approx(2.0)
+  assert float(reconstruction.reconstruction_loss(images, recon)) == pytest.approx(2.0)
 
 
 def test_reconstruction_loss_is_per_pixel_mean():
   """Two images x 2 channels: errors 1 everywhere but one pixel off by 3 -> (7 + 9) / 8."""
   images = jnp.zeros((2, 2, 1, 2))
   recon = jnp.ones((2, 2, 1, 2)).at[1, 1, 0, 1].set(3.0)
-  assert float(losses.reconstruction_loss(images, recon)) == pytest.approx(16 / 8)
-  assert float(losses.reconstruction_loss(images, images)) == 0.0
+  assert float(reconstruction.reconstruction_loss(images, recon)) == pytest.approx(16 / 8)
+  assert float(reconstruction.reconstruction_loss(images, images)) == 0.0
 
 
 # -----------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_discriminator_loss_hard_targets():
   Total 0.410038 + 0.503204 = 0.913242.
   """
   real, fake = jnp.array([0.0, 2.0]), jnp.array([0.0, -1.0])
-  got = losses.discriminator_loss(real, fake, jnp.ones(2), jnp.zeros(2))
+  got = gan.discriminator_loss(real, fake, jnp.ones(2), jnp.zeros(2))
   expected = (LOG2 + _softplus(-2.0)) / 2 + (LOG2 + _softplus(-1.0)) / 2
   assert float(got) == pytest.approx(expected, rel=1e-5)
   assert float(got) == pytest.approx(0.913242, abs=1e-5)
@@ -75,7 +75,7 @@ def test_discriminator_loss_smoothed_targets():
   0.9 * 0.126928 + 0.1 * 2.126928 = 0.326928. fake logit [1] vs 0: log(1 + e).
   """
   real, fake = jnp.array([0.0, 2.0]), jnp.array([1.0])
-  got = losses.discriminator_loss(real, fake, jnp.full(2, 0.9), jnp.zeros(1))
+  got = gan.discriminator_loss(real, fake, jnp.full(2, 0.9), jnp.zeros(1))
   x2 = 0.9 * _softplus(-2.0) + 0.1 * _softplus(2.0)
   expected = (LOG2 + x2) / 2 + _softplus(1.0)
   assert x2 == pytest.approx(0.326928, abs=1e-6)
@@ -84,7 +84,7 @@ def test_discriminator_loss_smoothed_targets():
 
 def test_discriminator_loss_flipped_targets():
   """Swapping the targets swaps which side is penalised: real 3 vs 0, fake -3 vs 1."""
-  got = losses.discriminator_loss(jnp.array([3.0]), jnp.array([-3.0]),
+  got = gan.discriminator_loss(jnp.array([3.0]), jnp.array([-3.0]),
                                   jnp.zeros(1), jnp.ones(1))
   assert float(got) == pytest.approx(2 * _softplus(3.0), rel=1e-5)
 
@@ -94,7 +94,7 @@ def test_generator_loss_non_saturating():
   logits = jnp.array([0.0, 3.0, -2.0])
   expected = np.mean(-np.log(1 / (1 + np.exp(-np.array([0.0, 3.0, -2.0])))))
   assert expected == pytest.approx(0.956221, abs=1e-6)
-  assert float(losses.generator_loss(logits)) == pytest.approx(expected, rel=1e-5)
+  assert float(gan.generator_loss(logits)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_encoder_adversarial_loss():
@@ -103,7 +103,7 @@ def test_encoder_adversarial_loss():
   x = np.array([0.0, 3.0, -2.0])
   expected = np.mean(-np.log(1 - 1 / (1 + np.exp(-x))))
   assert expected == pytest.approx(1.289554, abs=1e-6)
-  assert float(losses.encoder_adversarial_loss(logits)) == pytest.approx(expected, rel=1e-5)
+  assert float(gan.encoder_adversarial_loss(logits)) == pytest.approx(expected, rel=1e-5)
 
 
 # -----------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_encoder_adversarial_loss():
 def test_categorical_mi_single_code():
   """Uniform logits over K = 4: cross-entropy log 4 whatever the label."""
   logits = jnp.zeros((3, 4))
-  got = losses.categorical_mi_loss([logits], jnp.array([[0], [2], [3]]))
+  got = info.categorical_mi_loss([logits], jnp.array([[0], [2], [3]]))
   assert float(got) == pytest.approx(np.log(4.0), rel=1e-6)
 
 
@@ -131,16 +131,16 @@ def test_categorical_mi_summed_over_codes():
   categories = jnp.array([[2, 1], [2, 0]], jnp.int32)
   expected = (np.log(3.0) - np.log(5 / 8)) / 2 + (-np.log(3 / 4) + np.log(4.0)) / 2
   assert expected == pytest.approx(1.621296, abs=1e-6)
-  got = losses.categorical_mi_loss([code_a, code_b], categories)
+  got = info.categorical_mi_loss([code_a, code_b], categories)
   assert float(got) == pytest.approx(expected, rel=1e-5)
   # Each code enters with its own labels: swapping code order with labels agrees.
-  got_swapped = losses.categorical_mi_loss([code_b, code_a], categories[:, ::-1])
+  got_swapped = info.categorical_mi_loss([code_b, code_a], categories[:, ::-1])
   assert float(got_swapped) == pytest.approx(expected, rel=1e-5)
 
 
 def test_categorical_mi_no_codes_is_zero():
   """With no Cat codes the loss is exactly 0."""
-  got = losses.categorical_mi_loss([], jnp.zeros((4, 0), jnp.int32))
+  got = info.categorical_mi_loss([], jnp.zeros((4, 0), jnp.int32))
   assert float(got) == 0.0
 
 
@@ -155,20 +155,20 @@ def test_continuous_mi_by_hand():
   codes = jnp.array([[0.5, -1.0], [1.0, 0.0]])
   expected = ((0.5 * 1.25 + 2 * HALF_LOG_2PI) + (0.5 * 1.0 + 2 * HALF_LOG_2PI)) / 2
   assert expected == pytest.approx(2.400377, abs=1e-6)
-  assert float(losses.continuous_mi_loss(mean, codes)) == pytest.approx(expected, rel=1e-6)
+  assert float(info.continuous_mi_loss(mean, codes)) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize('num_codes', [1, 2, 3])
 def test_continuous_mi_perfect_prediction_is_constant(num_codes):
   """A perfect mean still pays 0.5 log(2 pi) per code (the normaliser is included)."""
   c = jnp.linspace(-1.0, 1.0, 5 * num_codes).reshape(5, num_codes)
-  got = losses.continuous_mi_loss(c, c)
+  got = info.continuous_mi_loss(c, c)
   assert float(got) == pytest.approx(num_codes * HALF_LOG_2PI, rel=1e-6)
 
 
 def test_continuous_mi_no_codes_is_zero():
   """CelebA has no U codes: [N, 0] arrays give exactly 0 (not 0.5 log 2 pi, not NaN)."""
-  got = losses.continuous_mi_loss(jnp.zeros((4, 0)), jnp.zeros((4, 0)))
+  got = info.continuous_mi_loss(jnp.zeros((4, 0)), jnp.zeros((4, 0)))
   assert float(got) == 0.0
 
 
@@ -180,7 +180,7 @@ def test_continuous_mi_no_codes_is_zero():
 @pytest.mark.parametrize('value, other', [(1.0, 0.0), (0.9, 0.1), (0.0, 1.0)])
 def test_noisy_labels_no_flip_is_constant(value, other):
   """flip_prob 0: every target equals `value`, float32, of the asked shape."""
-  got = losses.noisy_labels(jax.random.PRNGKey(0), (5, 3), value, other, 0.0)
+  got = gan.noisy_labels(jax.random.PRNGKey(0), (5, 3), value, other, 0.0)
   assert got.shape == (5, 3)
   assert got.dtype == jnp.float32
   np.testing.assert_array_equal(got, np.full((5, 3), value, np.float32))
@@ -190,7 +190,7 @@ def test_noisy_labels_no_flip_is_constant(value, other):
 def test_noisy_labels_flip_fraction(flip_prob):
   """About flip_prob of 40k targets become `other` (std of the fraction <= 0.0025)."""
   value, other = 0.9, 0.1
-  got = np.asarray(losses.noisy_labels(jax.random.PRNGKey(1), (200, 200), value, other,
+  got = np.asarray(gan.noisy_labels(jax.random.PRNGKey(1), (200, 200), value, other,
                                        flip_prob))
   assert got.shape == (200, 200)
   assert got.dtype == np.float32
@@ -202,15 +202,15 @@ def test_noisy_labels_flip_fraction(flip_prob):
 
 def test_noisy_labels_flip_all():
   """flip_prob 1 turns every target into `other`."""
-  got = losses.noisy_labels(jax.random.PRNGKey(2), (7,), 1.0, 0.0, 1.0)
+  got = gan.noisy_labels(jax.random.PRNGKey(2), (7,), 1.0, 0.0, 1.0)
   np.testing.assert_array_equal(got, np.zeros(7, np.float32))
 
 
 def test_noisy_labels_depend_on_key():
   """Same key gives the same flips; a different key different ones."""
-  a = losses.noisy_labels(jax.random.PRNGKey(3), (500,), 1.0, 0.0, 0.5)
-  b = losses.noisy_labels(jax.random.PRNGKey(3), (500,), 1.0, 0.0, 0.5)
-  c = losses.noisy_labels(jax.random.PRNGKey(4), (500,), 1.0, 0.0, 0.5)
+  a = gan.noisy_labels(jax.random.PRNGKey(3), (500,), 1.0, 0.0, 0.5)
+  b = gan.noisy_labels(jax.random.PRNGKey(3), (500,), 1.0, 0.0, 0.5)
+  c = gan.noisy_labels(jax.random.PRNGKey(4), (500,), 1.0, 0.0, 0.5)
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
 
@@ -227,28 +227,28 @@ def test_gan_losses_finite_for_large_logits():
 
   -log s(100) ~ 0 and -log s(-100) ~ 100, so each mean is ~50.
   """
-  d = losses.discriminator_loss(BIG, BIG, jnp.ones(2), jnp.zeros(2))
-  g = losses.generator_loss(BIG)
-  e = losses.encoder_adversarial_loss(BIG)
+  d = gan.discriminator_loss(BIG, BIG, jnp.ones(2), jnp.zeros(2))
+  g = gan.generator_loss(BIG)
+  e = gan.encoder_adversarial_loss(BIG)
   for value in (d, g, e):
     assert np.isfinite(float(value))
   assert float(g) == pytest.approx(50.0, rel=1e-5)
   assert float(e) == pytest.approx(50.0, rel=1e-5)
   assert float(d) == pytest.approx(100.0, rel=1e-5)
-  assert float(losses.generator_loss(jnp.array([100.0]))) == pytest.approx(0.0, abs=1e-6)
+  assert float(gan.generator_loss(jnp.array([100.0]))) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_gan_loss_gradients_finite_for_large_logits():
   """Gradients at +-100 are finite: d/dx -log s(x) = s(x) - 1, i.e. ~0 and ~-1/2 per element."""
-  grad = jax.grad(losses.generator_loss)(BIG)
+  grad = jax.grad(gan.generator_loss)(BIG)
   np.testing.assert_allclose(grad, [0.0, -0.5], atol=1e-6)
-  grad_e = jax.grad(losses.encoder_adversarial_loss)(BIG)
+  grad_e = jax.grad(gan.encoder_adversarial_loss)(BIG)
   np.testing.assert_allclose(grad_e, [0.5, 0.0], atol=1e-6)
 
 
 def test_categorical_mi_finite_for_large_logits():
   """Logits [100, -100]: CE ~0 for the right label, ~200 for the wrong one."""
   logits = jnp.array([[100.0, -100.0], [100.0, -100.0]])
-  got = losses.categorical_mi_loss([logits], jnp.array([[0], [1]]))
+  got = info.categorical_mi_loss([logits], jnp.array([[0], [1]]))
   assert np.isfinite(float(got))
   assert float(got) == pytest.approx(100.0, rel=1e-5)

@@ -17,9 +17,12 @@ import pytest
 
 from configs import (aae_mnist, beta_vae_dsprites, cg_aae_mnist, infogan_mnist, infovaegan_mnist,
                      latent_stats_vae_mnist, mnist, wae_dsprites)
-from lgae import checkpointing, config_validation, evaluation, methods, parallel, train_step
-from lgae.methods import base
-from lgae import state as state_lib
+from lgae import methods, train
+from lgae.core import checkpointing, config_validation, parallel
+from lgae.evaluation import run as evaluation
+from lgae.methods.latentgan_ae import step as train_step
+from lgae.core import method as method_lib
+from lgae.core import state as state_lib
 from tests import fake_mnist, parallel_test
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -69,9 +72,9 @@ def test_optional_capabilities_match_what_each_method_implements():
   for name in methods.NAMES:
     method = type(methods.get(name))
     assert method.decodes_representation == (
-        method.decode_representation is not base.Method.decode_representation), name
+        method.decode_representation is not method_lib.Method.decode_representation), name
     assert method.has_latent_generator == (
-        method.generated_latents is not base.Method.generated_latents), name
+        method.generated_latents is not method_lib.Method.generated_latents), name
 
 
 def test_a_field_of_another_methods_model_is_an_unknown_field():
@@ -116,7 +119,7 @@ def test_make_train_step_runs_the_configs_method():
     config = METHOD_CONFIGS[name][1].get_config('smoke')
     state = state_lib.create_state(config, mesh)
     images = np.zeros((config.batch_size, 32, 32, 1), np.float32)
-    _, metrics = train_step.make_train_step(config, mesh)(
+    _, metrics = train.make_train_step(config, mesh)(
         state, parallel.shard_batch({'image': images}, mesh))
     keys[name] = set(metrics)
   assert 'recon_loss' in keys['latentgan_ae'] and 'mi_cat_loss' in keys['latentgan_ae']

@@ -1,9 +1,9 @@
-"""Oracle tests for `lgae.metrics`: each expected value is derived by hand."""
+"""Oracle tests for `lgae.evaluation.metrics`: each expected value is derived by hand."""
 
 import numpy as np
 import pytest
 
-from lgae import metrics
+from lgae.evaluation import metrics
 
 
 def _permuted_clusters(

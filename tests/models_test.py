@@ -1,4 +1,4 @@
-"""Tests for `lgae.models`: shapes and sizes against the paper's Tables 2-4.
+"""Tests for `lgae.nets.models`: shapes and sizes against the paper's Tables 2-4.
 
 The paper-sized networks (3000-wide MLPs for Chairs and CelebA) are only ever
 traced with `jax.eval_shape`, never allocated. Expected parameter counts are
@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from configs import celeba, chairs, mnist
-from lgae import models
-from lgae import state as state_lib
+from lgae.nets import conv, fast_conv
+from lgae.core import state as state_lib
+import flax.linen as nn
+from lgae.methods.latentgan_ae import networks
+from lgae.methods.latentgan_ae import state as latentgan_state
 
 # -----------------------------------------------------------------------------
 # Hand-written table rows and parameter-count helpers.
@@ -110,8 +113,8 @@ def _size(tree) -> int:
 def _abstract(name: str):
   """(config, models, abstract LatentGANState) of a paper config; nothing allocated."""
   config = TABLES[name]['config'].get_config()
-  nets = models.build_models(config)
-  init = functools.partial(state_lib.init_state, config=config, models=nets)
+  nets = networks.build_models(config)
+  init = functools.partial(latentgan_state.init_state, config=config, models=nets)
   return config, nets, jax.eval_shape(init, jax.random.PRNGKey(0))
 
 
@@ -258,7 +261,7 @@ def test_celeba_has_no_continuous_head():
 def test_upsample_matches_jax_image_resize(factor):
   """Equals jax.image.resize('bilinear') on a random multi-channel batch."""
   x = jax.random.normal(jax.random.PRNGKey(factor), (2, 3, 5, 4))
-  got = models.upsample_bilinear(x, factor)
+  got = fast_conv.upsample_bilinear(x, factor)
   want = jax.image.resize(x, (2, 3 * factor, 5 * factor, 4), method='bilinear')
   assert got.shape == (2, 3 * factor, 5 * factor, 4)
   np.testing.assert_allclose(got, want, atol=1e-6)
@@ -273,7 +276,7 @@ def test_upsample_gradient_matches_jax_image_resize(shape):
   n, h, w, c = shape
   x = jax.random.normal(jax.random.PRNGKey(1), shape)
   cotangent = jax.random.normal(jax.random.PRNGKey(2), (n, 2 * h, 2 * w, c))
-  got = jax.grad(lambda x: jnp.sum(models.upsample_bilinear(x, 2) * cotangent))(x)
+  got = jax.grad(lambda x: jnp.sum(fast_conv.upsample_bilinear(x, 2) * cotangent))(x)
   want = jax.grad(lambda x: jnp.sum(
       jax.image.resize(x, (n, 2 * h, 2 * w, c), method='bilinear') * cotangent))(x)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -283,7 +286,7 @@ def test_upsample_gradient_matches_jax_image_resize(shape):
 def test_upsample_one_by_one_is_constant(factor):
   """A 1x1 map becomes a factor x factor map holding its value everywhere."""
   x = jnp.array([[[[1.5, -2.0]]], [[[0.25, 7.0]]]])  # [2, 1, 1, 2]
-  got = np.asarray(models.upsample_bilinear(x, factor))
+  got = np.asarray(fast_conv.upsample_bilinear(x, factor))
   assert got.shape == (2, factor, factor, 2)
   for n in range(2):
     for c in range(2):
@@ -293,7 +296,7 @@ def test_upsample_one_by_one_is_constant(factor):
 def test_upsample_factor_one_is_identity():
   """Factor 1 returns the input unchanged."""
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 3, 3, 2))
-  np.testing.assert_array_equal(models.upsample_bilinear(x, 1), x)
+  np.testing.assert_array_equal(fast_conv.upsample_bilinear(x, 1), x)
 
 
 def test_upsample_2x2_to_4x4_by_hand():
@@ -310,7 +313,7 @@ def test_upsample_2x2_to_4x4_by_hand():
       [1.5, 1.75, 2.25, 2.5],
       [2.0, 2.25, 2.75, 3.0],
   ])
-  got = models.upsample_bilinear(x, 2)
+  got = fast_conv.upsample_bilinear(x, 2)
   np.testing.assert_allclose(np.asarray(got)[0, :, :, 0], expected, atol=1e-6)
 
 
@@ -322,7 +325,7 @@ def test_upsample_1x2_row_by_4_by_hand():
   """
   x = jnp.array([[0.0, 1.0], [0.0, 1.0]])[None, :, :, None]
   row = np.array([0.0, 0.0, 0.125, 0.375, 0.625, 0.875, 1.0, 1.0])
-  got = np.asarray(models.upsample_bilinear(x, 4))[0, :, :, 0]
+  got = np.asarray(fast_conv.upsample_bilinear(x, 4))[0, :, :, 0]
   assert got.shape == (8, 8)
   np.testing.assert_allclose(got, np.tile(row, (8, 1)), atol=1e-6)
 
@@ -336,7 +339,7 @@ class _JitDecoder:
   """A small Decoder whose apply is jitted (one compile instead of op-by-op)."""
 
   def __init__(self):
-    self._module = models.Decoder(upsample=(4, 2), features=(6,), out_channels=2)
+    self._module = conv.Decoder(upsample=(4, 2), features=(6,), out_channels=2)
     self._apply = jax.jit(self._module.apply, static_argnames=('train', 'mutable'))
 
   def apply(self, variables, z, *, train, mutable=False):
@@ -433,12 +436,12 @@ def _params_and_grads(module, reference, x, seed=0):
   return results
 
 
-class _AsConv(models.nn.Module):
+class _AsConv(nn.Module):
   """Holds one conv named 'conv', after an optional fixed preprocessing of the input."""
   make: functools.partial
   preprocess: functools.partial | None = None
 
-  @models.nn.compact
+  @nn.compact
   def __call__(self, x):
     if self.preprocess is not None:
       x = self.preprocess(x)
@@ -456,10 +459,10 @@ class _AsConv(models.nn.Module):
 ])
 def test_upsample_conv_equals_upsample_then_conv(hw, cin, cout, factor, kernel, bias):
   x = jax.random.normal(jax.random.PRNGKey(7), (2, *hw, cin))
-  fast = _AsConv(functools.partial(models.UpsampleConv, cout, factor, kernel, use_bias=bias))
+  fast = _AsConv(functools.partial(conv.UpsampleConv, cout, factor, kernel, use_bias=bias))
   reference = _AsConv(
-      functools.partial(models.nn.Conv, cout, (kernel, kernel), padding='SAME', use_bias=bias),
-      preprocess=functools.partial(models.upsample_bilinear, factor=factor))
+      functools.partial(nn.Conv, cout, (kernel, kernel), padding='SAME', use_bias=bias),
+      preprocess=functools.partial(fast_conv.upsample_bilinear, factor=factor))
   (out, grads), (ref_out, ref_grads) = _params_and_grads(fast, reference, x)
   assert out.shape == (2, hw[0] * factor, hw[1] * factor, cout)
   np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
@@ -475,8 +478,8 @@ def test_upsample_conv_equals_upsample_then_conv(hw, cin, cout, factor, kernel, 
 def test_strided_conv_equals_nn_conv(hw, cin, cout, kernel, stride):
   x = jax.random.normal(jax.random.PRNGKey(3), (2, *hw, cin))
   pad = (kernel - stride) // 2
-  fast = _AsConv(functools.partial(models.StridedConv, cout, kernel, stride))
-  reference = _AsConv(functools.partial(models.nn.Conv, cout, (kernel, kernel), strides=stride,
+  fast = _AsConv(functools.partial(conv.StridedConv, cout, kernel, stride))
+  reference = _AsConv(functools.partial(nn.Conv, cout, (kernel, kernel), strides=stride,
                                         padding=pad))
   (out, grads), (ref_out, ref_grads) = _params_and_grads(fast, reference, x)
   assert out.shape == (2, hw[0] // stride, hw[1] // stride, cout)
@@ -492,7 +495,7 @@ def test_decoder_upsample_conv_orders_agree():
   outputs, trees = [], []
   for order in ('project_first', 'upsample_first'):
     config.model.decoder_upsample_conv = order
-    autoencoder, _, _ = models.build_models(config)
+    autoencoder, _, _ = networks.build_models(config)
     decoder = autoencoder.decoder
     variables = jax.jit(functools.partial(decoder.init, train=False))(jax.random.PRNGKey(0), z)
     trees.append(variables)
@@ -508,7 +511,7 @@ def test_auto_decoder_upsample_conv_follows_the_backend(monkeypatch, backend, pr
   config = mnist.get_config('smoke')
   assert config.model.decoder_upsample_conv == 'auto'
   monkeypatch.setattr(jax, 'default_backend', lambda: backend)
-  assert models.build_models(config)[0].decoder.project_first is project_first
+  assert networks.build_models(config)[0].decoder.project_first is project_first
   for explicit, expected in (('project_first', True), ('upsample_first', False)):
     config.model.decoder_upsample_conv = explicit
-    assert models.build_models(config)[0].decoder.project_first is expected
+    assert networks.build_models(config)[0].decoder.project_first is expected

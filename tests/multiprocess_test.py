@@ -44,9 +44,11 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, input_pipeline, parallel, train
-from lgae import state as state_lib
-from lgae import workdir as workdir_lib
+from lgae import train
+from lgae.core import checkpointing, parallel
+from lgae.data import input_pipeline
+from lgae.core import state as state_lib
+from lgae.core import workdir as workdir_lib
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -241,7 +243,7 @@ def test_global_batch_must_split_over_processes_and_devices():
   config = mnist.get_config('smoke')
   with config.unlocked():
     config.batch_size = 12
-  from lgae import config_validation  # pylint: disable=g-import-not-at-top
+  from lgae.core import config_validation  # pylint: disable=g-import-not-at-top
   with pytest.raises(config_validation.ConfigError,
                      match=r'batch_size=12 does not divide over the 8 devices of 2 processes '
                            r'\(2 x 4 local devices\)'):

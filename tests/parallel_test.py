@@ -5,14 +5,16 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import parallel, train_step
-from lgae import state as state_lib
+from lgae.core import parallel
+from lgae.methods.latentgan_ae import step as train_step
+from lgae.core import state as state_lib
+from lgae import train
 
 
 def _run(config, devices, num_steps):
   mesh = parallel.make_mesh(devices)
   state = state_lib.create_state(config, mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train.make_train_step(config, mesh)
   rng = np.random.default_rng(0)
   size = config.dataset.image_size
   for _ in range(num_steps):
@@ -71,7 +73,7 @@ def _run_latent_gan(config, devices, num_steps):
   teacher = rng.integers(0, 10, (64,)).astype(np.int32)
   cache = jax.device_put({'z': z, 'neighbours': neighbours, 'teacher': teacher},
                          parallel.replicated(mesh))
-  step_fn = train_step.make_latent_gan_step(config, mesh)
+  step_fn = train.make_phase_step(config, mesh, 'latent_gan')
   for _ in range(num_steps):
     state, metrics = step_fn(state, cache)
   return jax.device_get(state), jax.device_get(metrics)

@@ -1,10 +1,10 @@
-"""Tests for `lgae.plots`: grid layout, value mapping and PNG round trips."""
+"""Tests for `lgae.evaluation.plots`: grid layout, value mapping and PNG round trips."""
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from lgae import plots
+from lgae.evaluation import plots
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments import prepare_data
-from lgae.datasets import mnist_local, rendered_chairs
+from lgae.data import mnist_local, rendered_chairs
 from tests import fake_mnist as fake_mnist_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import classifier as classifier_lib
-from lgae import input_pipeline, metrics
+from lgae.evaluation import classifier as classifier_lib
+from lgae.data import input_pipeline
+from lgae.evaluation import metrics
 
 
 @pytest.fixture(scope='module')

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lgae import reporting
+from lgae.evaluation import reporting
 
 
 def test_aggregate_mean_and_sample_std():

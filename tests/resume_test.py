@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, parallel, train
-from lgae import state as state_lib
+from lgae import train
+from lgae.core import checkpointing, parallel
+from lgae.core import state as state_lib
 from tests import fake_mnist
 
 

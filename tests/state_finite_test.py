@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, train
-from lgae import train_step as train_step_lib
+from lgae import train
+from lgae.core import checkpointing
+from lgae.methods.latentgan_ae import step as train_step_lib
 from tests import fake_mnist
 
 

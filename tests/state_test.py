@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from configs import common
-from lgae import state as state_lib
+from lgae.core import state as state_lib
+from lgae.methods.latentgan_ae import networks
+from lgae.methods.latentgan_ae import state as latentgan_state
 
 
 def _one_update(config, network, grad=1.0):
@@ -57,9 +59,8 @@ def test_disc_b1_only_for_discriminator():
 def test_init_state_gives_disc_its_own_optimiser():
   config = common.get_base_config()
   config.optimizer.disc_learning_rate = 1e-3
-  from lgae import models as models_lib
-  models = models_lib.build_models(config)
-  s = jax.eval_shape(lambda k: state_lib.init_state(k, config, models), jax.random.PRNGKey(0))
+  models = networks.build_models(config)
+  s = jax.eval_shape(lambda k: latentgan_state.init_state(k, config, models), jax.random.PRNGKey(0))
   probe = jnp.zeros(())
   d_update, _ = s.disc.tx.update(jnp.asarray(1.0), s.disc.tx.init(probe), probe)
   g_update, _ = s.gen.tx.update(jnp.asarray(1.0), s.gen.tx.init(probe), probe)

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import parallel, train_step
-from lgae import state as state_lib
+from lgae.core import parallel
+from lgae.methods.latentgan_ae import step as train_step
+from lgae.core import state as state_lib
+from lgae import train
 
 
 def _batch(config, seed=0):
@@ -26,7 +28,7 @@ def one_step():
   mesh = parallel.make_mesh()
   state = state_lib.create_state(config, mesh)
   before = jax.device_get(state)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train.make_train_step(config, mesh)
   after, metrics = step_fn(state, parallel.shard_batch(_batch(config), mesh))
   return config, before, jax.device_get(after), jax.device_get(metrics)
 
@@ -72,7 +74,7 @@ def test_mi_gradient_reaches_trunk_without_gan_term():
       config.loss.lambda_disc = lam
       config.loss.lambda_cont = lam
     state = state_lib.create_state(config, mesh)
-    new_state, _ = train_step.make_train_step(config, mesh)(state, batch)
+    new_state, _ = train.make_train_step(config, mesh)(state, batch)
     trunks.append(jax.device_get(new_state.disc.params['trunk']))
   assert _changed(trunks[0], trunks[1])
 
@@ -80,7 +82,7 @@ def test_mi_gradient_reaches_trunk_without_gan_term():
 def test_step_is_deterministic():
   config = mnist.get_config('smoke')
   mesh = parallel.make_mesh()
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train.make_train_step(config, mesh)
   outs = []
   for _ in range(2):
     state = state_lib.create_state(config, mesh)
@@ -99,7 +101,7 @@ def test_encoder_adversarial_option_changes_encoder_update():
     with config.unlocked():
       config.loss.encoder_adversarial_weight = weight
     state = state_lib.create_state(config, mesh)
-    new_state, metrics = train_step.make_train_step(config, mesh)(state, batch)
+    new_state, metrics = train.make_train_step(config, mesh)(state, batch)
     encs.append(jax.device_get(new_state.ae.params['encoder']))
     assert ('encoder_adv_loss' in metrics) == (weight > 0)
   assert _changed(encs[0], encs[1])

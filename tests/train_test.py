@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, train
+from lgae import train
+from lgae.core import checkpointing
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def real_mnist_data_dir(tmp_path_factory):
   """A tfds data dir holding real MNIST: $TFDS_DATA_DIR if prepared there, else prepared now."""
   if not REAL_MNIST.is_dir():
     pytest.skip(f'no real MNIST at {REAL_MNIST}')
-  from lgae.datasets import mnist_local  # pylint: disable=g-import-not-at-top
+  from lgae.data import mnist_local  # pylint: disable=g-import-not-at-top
   data_dir = os.environ.get('TFDS_DATA_DIR') or str(tmp_path_factory.mktemp('tfds'))
   mnist_local.prepare(str(REAL_MNIST), data_dir)
   return data_dir

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from configs import chairs, mnist
-from lgae import evaluation, input_pipeline, latent, parallel, plots, traversal
-from lgae import state as state_lib
+from lgae.core import latent, parallel
+from lgae.data import input_pipeline
+from lgae.evaluation import plots, run as evaluation, traversal
+from lgae.core import state as state_lib
 
 KEY = jax.random.PRNGKey(0)
 

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from lgae import checkpointing, config_validation, latent_cache, losses, train
-from lgae import train_step as train_step_lib
+from lgae import train
+from lgae.core import checkpointing, config_validation
+from lgae.methods.latentgan_ae import latent_cache
+from lgae.objectives import clustering
+from lgae.methods.latentgan_ae import step as train_step_lib
+from lgae.methods.latentgan_ae import networks
+from lgae.methods.latentgan_ae import state as latentgan_state
 from tests import fake_mnist
 
 
@@ -33,7 +38,7 @@ def _config(data_dir, **overrides):
 def _restore(workdir, step):
   reader = checkpointing.Checkpointer(str(workdir), read_only=True)
   config = reader.restore_config(step)
-  from lgae import parallel, state as state_lib  # pylint: disable=g-import-not-at-top
+  from lgae.core import parallel, state as state_lib  # pylint: disable=g-import-not-at-top
   mesh = parallel.make_mesh()
   state = reader.restore_state(state_lib.abstract_state(config, mesh), step)
   reader.close()
@@ -48,9 +53,8 @@ def test_stage_one_trains_only_the_autoencoder_stage_two_only_the_gan(tmp_path, 
   config = _config(data_dir)   # 3 AE steps, then 3 latent-GAN steps; checkpoints at 3 and 6.
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
-  from lgae import models as models_lib, state as state_lib  # pylint: disable=g-import-not-at-top
-  init = jax.device_get(state_lib.init_state(
-      jax.random.PRNGKey(config.seed), config, models_lib.build_models(config)))
+  init = jax.device_get(latentgan_state.init_state(
+      jax.random.PRNGKey(config.seed), config, networks.build_models(config)))
   mid, end = _restore(workdir, 3), _restore(workdir, 6)
   # Stage 1: the autoencoder moved, G and D/Q are still at their initialisation.
   assert not _equal(mid.ae.params, init.ae.params)
@@ -161,10 +165,10 @@ def test_neighbour_consistency_and_marginal_entropy_values():
   a = (jnp.array([[0.0, 0.0], [big, -big]]),)
   b = (jnp.array([[big, -big], [big, -big]]),)
   expected = -(np.log(0.5) + np.log(1.0)) / 2
-  np.testing.assert_allclose(losses.neighbour_consistency_loss(a, b), expected, atol=1e-5)
+  np.testing.assert_allclose(clustering.neighbour_consistency_loss(a, b), expected, atol=1e-5)
   # Marginal of [(0.5, 0.5), (1, 0)] is (0.75, 0.25).
   h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
-  np.testing.assert_allclose(losses.marginal_entropy(a), h, atol=1e-5)
+  np.testing.assert_allclose(clustering.marginal_entropy(a), h, atol=1e-5)
   # All examples in one category: the marginal entropy is 0, the consistency perfect.
-  np.testing.assert_allclose(losses.marginal_entropy(b), 0.0, atol=1e-5)
-  np.testing.assert_allclose(losses.neighbour_consistency_loss(b, b), 0.0, atol=1e-5)
+  np.testing.assert_allclose(clustering.marginal_entropy(b), 0.0, atol=1e-5)
+  np.testing.assert_allclose(clustering.neighbour_consistency_loss(b, b), 0.0, atol=1e-5)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import beta_vae_dsprites, wae_dsprites
-from lgae import latent
+from lgae.core import latent
 from lgae.methods import beta_vae, wae
 
 Z = beta_vae_dsprites.Z_DIM

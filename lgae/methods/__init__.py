@@ -1,4 +1,4 @@
-"""The methods lgae trains and scores, one module each; `config.model_name` picks one.
+"""The methods lgae trains and scores; `config.model_name` picks one.
 
   latentgan_ae  the LatentGAN Autoencoder (Kalwar et al.): the paper's system.
   infogan       InfoGAN (Chen et al. 2016), image space: the paper's Table 1 comparator.
@@ -10,37 +10,41 @@
   latent_stats_vae
                 a VAE or MMD-VAE whose per-class latent statistics generate (Vargas Aguilar et al.).
 
-Adding a method: a module here with a `base.Method` subclass, registered in
-`_METHODS` below, and a config in `configs/` (see `base` for the contract).
+The table is lazy: a method's module is imported when its name is first asked
+for, so naming one method never loads the others. Adding a method: a module
+(or package) here whose `METHOD` is a `lgae.core.method.Method`, a line in
+`_MODULES`, and a config in `configs/`. No method imports another: shared
+pieces live in `lgae.nets` and `lgae.objectives`.
 """
 
-from lgae.methods import (aae, base, beta_vae, cg_aae, infogan, infovaegan, latent_stats_vae,
-                          latentgan_ae, wae)
+import importlib
 
-_METHODS: dict[str, base.Method] = {
-    m.name: m for m in (latentgan_ae.LatentGANAE(), infogan.InfoGAN(), aae.AAE(),
-                        beta_vae.BetaVAE(), wae.WAE(), infovaegan.InfoVAEGAN(),
-                        latent_stats_vae.LatentStatsVAE(), cg_aae.CGAAE())}
+from lgae.core import method as method_lib
 
-NAMES = tuple(_METHODS)
+# config.model_name -> the module that defines it (its `METHOD`).
+_MODULES = {
+    'latentgan_ae': 'lgae.methods.latentgan_ae',
+    'infogan': 'lgae.methods.infogan',
+    'aae': 'lgae.methods.aae',
+    'beta_vae': 'lgae.methods.beta_vae',
+    'wae_mmd': 'lgae.methods.wae',
+    'infovaegan': 'lgae.methods.infovaegan',
+    'latent_stats_vae': 'lgae.methods.latent_stats_vae',
+    'cg_aae': 'lgae.methods.cg_aae',
+}
 
-
-def get(name: str) -> base.Method:
-  """The method called `name` (a `config.model_name`)."""
-  try:
-    return _METHODS[name]
-  except KeyError:
-    raise ValueError(f'Unknown method {name!r}; lgae has {NAMES}.') from None
-
-
-def for_config(config) -> base.Method:
-  """The method of `config.model_name`."""
-  return get(config.model_name)
+NAMES = tuple(_MODULES)
 
 
-def for_state(state) -> base.Method:
-  """The method whose train state `state` is (dispatch by the state's class)."""
-  for method in _METHODS.values():
-    if isinstance(state, method.state_type):
-      return method
-  raise TypeError(f'{type(state).__name__} is not the train state of any lgae method.')
+def get(name: str) -> method_lib.Method:
+  """The method called `name` (a `config.model_name`), importing its module on first use."""
+  if name not in _MODULES:
+    raise ValueError(f'Unknown method {name!r}; lgae has {NAMES}.')
+  method = importlib.import_module(_MODULES[name]).METHOD
+  assert method.name == name, (method, name)
+  return method
+
+
+method_lib.install_loader(get)
+for_config = method_lib.for_config
+for_state = method_lib.for_state

@@ -8,7 +8,7 @@ posteriors into the priors: D_cat tells one-hot samples of Cat(K) from the
 encoder's softmax(y), D_style tells N(0, I) samples from the encoder's z. The
 cluster of an image is argmax y; nothing else (no k-means, no labels) is used.
 
-The code layout that `generate` decodes is lgae's usual one (`lgae.latent`):
+The code layout that `generate` decodes is lgae's usual one (`lgae.core.latent`):
 noise_dim = the style width (the style prior N(0, I)), categorical = (K,),
 no U codes, so `latent.generator_input` packs [style, one-hot y], which is the
 decoder's input order here too. At training and reconstruction time the
@@ -16,7 +16,7 @@ decoder sees [style, softmax(y logits)] instead.
 
 One combined update per batch (lgae's rule), the paper's phases in order:
 
-1. Reconstruction: x_hat = Dec([z, softmax(y)]), MSE (`losses.reconstruction_loss`).
+1. Reconstruction: x_hat = Dec([z, softmax(y)]), MSE (`reconstruction.reconstruction_loss`).
 2. Regularisation, discriminators: D_cat on one-hot Cat(K) samples (real) vs
    stop_gradient(softmax(y)) (fake); D_style on N(0, I) samples (real) vs
    stop_gradient(z) (fake); BCE with lgae's noisy labels.
@@ -57,10 +57,11 @@ import ml_collections
 import optax
 from flax.training import train_state
 
-from lgae import latent, losses
-from lgae import models as models_lib
-from lgae import state as state_lib
-from lgae.methods import base
+from lgae.core import latent
+from lgae.objectives import gan, reconstruction
+from lgae.nets import models as models_lib
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
 
 
 # model.phase_updates values (module docstring).
@@ -186,7 +187,7 @@ def _train_forward(ae: state_lib.AutoencoderState, params, images: jax.Array, me
   return outputs, updates.get('batch_stats', ae.batch_stats)
 
 
-class AAE(base.Method):
+class AAE(method_lib.Method):
   """Makhzani et al.'s unsupervised-clustering AAE (Sec. 6)."""
 
   name = 'aae'
@@ -234,7 +235,7 @@ class AAE(base.Method):
     m.adversarial_warmup_steps = 0
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c = config.model, config.codes
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the AAE trains its autoencoder and "
@@ -251,7 +252,7 @@ class AAE(base.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: it is the AAE style width; set it to >= 1 '
          '(e.g. 5).')
-    base.refuse_latentgan_loss_terms(config, need, 'AAE')
+    method_lib.refuse_latentgan_loss_terms(config, need, 'AAE')
     for name in ('encoder_hidden', 'decoder_hidden', 'discriminator_hidden'):
       widths = m.get(name, ())
       need(isinstance(widths, (tuple, list)) and len(widths) > 0 and
@@ -313,7 +314,7 @@ class AAE(base.Method):
     )
 
   def train_step(self, state: AAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[AAEState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[AAEState, method_lib.Metrics]:
     layout = latent.CodeLayout.from_config(config)
     if config.model.get('phase_updates', 'combined') == 'separate':
       return _separate_step(state, batch['image'], config, layout)
@@ -338,7 +339,7 @@ def disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
 
   def loss_fn(params):
     logits = disc.apply_fn({'params': params}, jnp.concatenate([real, fake], axis=0))
-    loss = losses.discriminator_loss(logits[:n], logits[n:], real_targets, fake_targets)
+    loss = gan.discriminator_loss(logits[:n], logits[n:], real_targets, fake_targets)
     return loss, (jnp.mean(jax.nn.sigmoid(logits[:n])), jnp.mean(jax.nn.sigmoid(logits[n:])))
 
   (loss, (real_prob, fake_prob)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
@@ -373,7 +374,7 @@ def _discriminator_phase(state: AAEState, style: jax.Array, logits: jax.Array, k
   # The priors' samples (the layout's own: style ~ N(0, I), y uniform one-hot).
   prior = latent.sample(k_prior, layout, batch_size)
   real_cat = jax.nn.one_hot(prior.categorical[:, 0], layout.categorical[0], dtype=style.dtype)
-  labels = lambda k, value, other: losses.noisy_labels(k, (batch_size,), value, other,
+  labels = lambda k, value, other: gan.noisy_labels(k, (batch_size,), value, other,
                                                        lc.label_flip_prob)
   new_cat, d_cat_loss, d_cat_real, d_cat_fake = disc_update(
       state.disc_cat, real_cat, jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1)),
@@ -392,14 +393,14 @@ def _discriminator_phase(state: AAEState, style: jax.Array, logits: jax.Array, k
 def _fool_losses(disc_cat: train_state.TrainState, disc_style: train_state.TrainState,
                  style: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Phase (3)'s terms: the encoder's non-saturating losses against the (held) adversaries."""
-  g_cat = losses.generator_loss(
+  g_cat = gan.generator_loss(
       disc_cat.apply_fn({'params': disc_cat.params}, jax.nn.softmax(logits, axis=-1)))
-  g_style = losses.generator_loss(disc_style.apply_fn({'params': disc_style.params}, style))
+  g_style = gan.generator_loss(disc_style.apply_fn({'params': disc_style.params}, style))
   return g_cat, g_style
 
 
 def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
-                   layout: latent.CodeLayout) -> tuple[AAEState, base.Metrics]:
+                   layout: latent.CodeLayout) -> tuple[AAEState, method_lib.Metrics]:
   """The paper's phases as two encoder updates, each with its own Adam state (module docstring).
 
   (1) moves encoder+decoder on the MSE with `state.ae`'s optimiser; (2)
@@ -414,7 +415,7 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
   # (1) Reconstruction.
   def recon_loss_fn(params):
     (_, _, recon), batch_stats = _train_forward(state.ae, params, images)
-    return losses.reconstruction_loss(images, recon), batch_stats
+    return reconstruction.reconstruction_loss(images, recon), batch_stats
 
   (recon_loss, batch_stats), recon_grads = jax.value_and_grad(
       recon_loss_fn, has_aux=True)(state.ae.params)
@@ -448,7 +449,7 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
 
 def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
-          layout: latent.CodeLayout) -> tuple[AAEState, base.Metrics]:
+          layout: latent.CodeLayout) -> tuple[AAEState, method_lib.Metrics]:
   """The 'combined' update (module docstring); pure, draws from fold_in(rng, step).
 
   Phases (1) and (3) are one Adam step on the summed loss
@@ -473,7 +474,7 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   # discriminators are held fixed. The decoder's output enters only the MSE.
   def ae_loss_fn(outputs):
     style_out, logits_out, recon_out = outputs
-    recon_loss = losses.reconstruction_loss(images, recon_out)
+    recon_loss = reconstruction.reconstruction_loss(images, recon_out)
     g_cat, g_style = _fool_losses(new_cat, new_style, style_out, logits_out)
     total = recon_loss + weight * (g_cat + g_style)
     return total, {'recon_loss': recon_loss, 'g_cat_loss': g_cat, 'g_style_loss': g_style}
@@ -487,3 +488,6 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
   new_state = state.replace(step=state.step + 1, ae=new_ae, disc_cat=new_cat,
                             disc_style=new_style)
   return new_state, metrics
+
+
+METHOD = AAE()

@@ -47,10 +47,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lgae import latent
-from lgae import models as models_lib
-from lgae import state as state_lib
-from lgae.methods import base, latentgan_ae
+from lgae.core import latent
+from lgae.nets import conv
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
 
 # Values of config.model.reconstruction.
 RECONSTRUCTIONS = ('bernoulli', 'mse')
@@ -104,7 +104,7 @@ def conv_autoencoder_config(latent_dim: int) -> ml_collections.ConfigDict:
   return m
 
 
-def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need,
+def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: method_lib.Need,
                               method: str) -> None:
   """The checks every conv encoder/decoder method needs (`method` names it in messages).
 
@@ -116,7 +116,7 @@ def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need
   need(config.schedule == 'joint',
        f"config.schedule={config.schedule!r}: the {method} trains encoder and decoder "
        "together on every batch and has no latent GAN for a second stage; set it to 'joint'.")
-  base.refuse_latentgan_loss_terms(config, need, method)
+  method_lib.refuse_latentgan_loss_terms(config, need, method)
   categorical = tuple(c.categorical)
   need(len(categorical) == 0,
        f'config.codes.categorical={categorical}: the {method} has no categorical code (its '
@@ -134,23 +134,7 @@ def validate_conv_autoencoder(config: ml_collections.ConfigDict, need: base.Need
   need(m.decoder_fc >= 0, f'config.model.decoder_fc={m.decoder_fc} must be >= 0 (0: none).')
   need(m.reconstruction in RECONSTRUCTIONS,
        f'config.model.reconstruction={m.reconstruction!r} must be one of {RECONSTRUCTIONS}.')
-  latentgan_ae.validate_conv_autoencoder_geometry(config, need)
-
-
-def build_encoder_decoder(config: ml_collections.ConfigDict, encoder_outputs: int
-                          ) -> tuple[models_lib.Encoder, models_lib.Decoder]:
-  """lgae's conv encoder (with `encoder_outputs` fc outputs) and decoder, from config.model."""
-  m = config.model
-  encoder = models_lib.Encoder(features=tuple(m.encoder_features), latent_dim=encoder_outputs,
-                               kernel=m.encoder_kernel, stride=m.encoder_stride)
-  project_first = (models_lib.resolve_decoder_upsample_conv(m.decoder_upsample_conv)
-                   == 'project_first')
-  decoder = models_lib.Decoder(upsample=tuple(m.decoder_upsample),
-                               features=tuple(m.decoder_features),
-                               out_channels=config.dataset.channels, kernel=m.decoder_kernel,
-                               batch_norm_momentum=m.batch_norm_momentum,
-                               project_first=project_first)
-  return encoder, decoder
+  conv.validate_geometry(config, need)
 
 
 class ConvAutoencoder(nn.Module):
@@ -170,8 +154,8 @@ class ConvAutoencoder(nn.Module):
     decoder_fc: width of the linear layer from z to the decoder's input; 0: none.
   """
 
-  encoder: models_lib.Encoder
-  decoder: models_lib.Decoder
+  encoder: conv.Encoder
+  decoder: conv.Decoder
   decoder_fc: int = 0
 
   def setup(self):
@@ -287,7 +271,7 @@ class BetaVAEState(flax.struct.PyTreeNode):
   ae: state_lib.AutoencoderState
 
 
-class BetaVAE(base.Method):
+class BetaVAE(method_lib.Method):
   """Higgins et al.'s beta-VAE: reconstruction + beta * KL(q(z|x) || N(0, I))."""
 
   name = 'beta_vae'
@@ -305,7 +289,7 @@ class BetaVAE(base.Method):
     m.beta = 4.0
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     validate_conv_autoencoder(config, need, 'beta-VAE')
     beta = config.model.get('beta', 0.0)
     need(beta >= 0, f'config.model.beta={beta} must be >= 0 (0: a plain autoencoder with '
@@ -313,7 +297,7 @@ class BetaVAE(base.Method):
 
   def build_models(self, config: ml_collections.ConfigDict) -> VAEAutoencoder:
     z_dim = config.model.latent_dim
-    encoder, decoder = build_encoder_decoder(config, encoder_outputs=2 * z_dim)
+    encoder, decoder = conv.build_encoder_decoder(config, encoder_outputs=2 * z_dim)
     return VAEAutoencoder(encoder=encoder, decoder=decoder, decoder_fc=config.model.decoder_fc,
                           z_dim=z_dim)
 
@@ -332,7 +316,7 @@ class BetaVAE(base.Method):
             batch_stats=variables['batch_stats']))
 
   def train_step(self, state: BetaVAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[BetaVAEState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[BetaVAEState, method_lib.Metrics]:
     images = batch['image']
     m = config.model
     eps = jax.random.normal(jax.random.fold_in(state.rng, state.step),
@@ -368,3 +352,6 @@ class BetaVAE(base.Method):
 
   def decode_representation(self, state: BetaVAEState, z: jax.Array) -> jax.Array:
     return decode_images(state, z)
+
+
+METHOD = BetaVAE()

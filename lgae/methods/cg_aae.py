@@ -86,9 +86,11 @@ import jax.numpy as jnp
 import ml_collections
 from flax.training import train_state
 
-from lgae import latent, losses
-from lgae import state as state_lib
-from lgae.methods import aae, base, infogan
+from lgae.core import latent
+from lgae.objectives import gan, info, reconstruction
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
+from lgae.methods import aae, infogan
 
 PHASE_SCHEDULES = ('both', 'alternate')
 RECONSTRUCTIONS = ('perceptual', 'pixel')
@@ -236,7 +238,7 @@ class ImageDiscriminatorQ(nn.Module):
 
   Returns {'logit': [N], 'cat_logits': (Q's [N, K] logits,), 'cont_mean':
   [N, 0], 'features': the last conv's activation F}; the first three are
-  `losses.weighted_mi_losses`'s and InfoGAN's format.
+  `info.weighted_mi_losses`'s and InfoGAN's format.
   """
 
   features: tuple[int, ...]
@@ -306,7 +308,7 @@ def _zeros_like(tree: Any) -> Any:
   return jax.tree.map(jnp.zeros_like, tree)
 
 
-class CGAAE(base.Method):
+class CGAAE(method_lib.Method):
   """The AAE with a learned prior (code generator), unsupervised setting (Fig. 5)."""
 
   name = 'cg_aae'
@@ -358,7 +360,7 @@ class CGAAE(base.Method):
     m.phase_schedule = 'both'
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c, d = config.model, config.codes, config.dataset
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the CG-AAE trains all its networks on every "
@@ -373,7 +375,7 @@ class CGAAE(base.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: the width of CG\'s Gaussian input z; set it to '
          '>= 1 (the paper: 90).')
-    base.refuse_latentgan_loss_terms(config, need, 'CG-AAE')
+    method_lib.refuse_latentgan_loss_terms(config, need, 'CG-AAE')
     for name in ('code_dim', 'encoder_stem_features', 'encoder_stem_stride', 'encoder_fc',
                  'decoder_base_side', 'decoder_base_features', 'code_generator_hidden'):
       value = m[name]
@@ -468,7 +470,7 @@ class CGAAE(base.Method):
   # --- Training --------------------------------------------------------------
 
   def train_step(self, state: CGAAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[CGAAEState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[CGAAEState, method_lib.Metrics]:
     return _step(state, batch['image'], config, self.code_layout(config))
 
   # --- What evaluation and the figures need ----------------------------------
@@ -531,7 +533,7 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   code, enc_vjp, enc_stats = jax.vjp(
       lambda p: _forward(state.enc, p, state.enc.batch_stats, images), state.enc.params,
       has_aux=True)
-  real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, n, lc)
+  real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, n, lc)
   new_dc, d_loss, real_prob, fake_prob = aae.disc_update(
       state.disc_code, jax.lax.stop_gradient(prior_code), jax.lax.stop_gradient(code),
       real_targets, fake_targets)
@@ -541,11 +543,11 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
 
   def loss_fn(code_out, dec_params):
     recon, dec_stats = _forward(state.dec, dec_params, state.dec.batch_stats, code_out)
-    g_code = losses.generator_loss(new_dc.apply_fn({'params': new_dc.params}, code_out))
-    rec = losses.reconstruction_loss(
+    g_code = gan.generator_loss(new_dc.apply_fn({'params': new_dc.params}, code_out))
+    rec = reconstruction.reconstruction_loss(
         target, perceptual_features(state.disc_image, recon) if perceptual else recon)
     metrics = {'g_code_loss': g_code, 'rec_loss': rec,
-               'pixel_mse': losses.reconstruction_loss(images, jax.lax.stop_gradient(recon))}
+               'pixel_mse': reconstruction.reconstruction_loss(images, jax.lax.stop_gradient(recon))}
     return m.code_adversarial_weight * g_code + rec, (metrics, dec_stats)
 
   (_, (metrics, dec_stats)), (code_grads, dec_grads) = jax.value_and_grad(
@@ -579,7 +581,7 @@ def _prior_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   # Dec(CG(.)) once: D_I's fake batch, and its VJP for CG's and Dec's update.
   fake, gen_vjp, (cg_stats, new_dec_stats) = jax.vjp(
       generate_fn, state.cg.params, state.dec.params, has_aux=True)
-  real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, n, lc)
+  real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, n, lc)
   fake_input = jax.lax.stop_gradient(fake)
   di = state.disc_image
 
@@ -587,9 +589,9 @@ def _prior_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
     # Two forwards: BatchNorm must not see a mixed real/fake batch.
     real_out, stats = _forward(di, params, di.batch_stats, images)
     fake_out, stats = _forward(di, params, stats, fake_input)
-    d_loss = losses.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
+    d_loss = gan.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
                                        fake_targets)
-    mi = losses.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
+    mi = info.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
     metrics = {'d_image_loss': d_loss, 'mi_cat_loss': mi,
                'd_image_real_prob': jnp.mean(jax.nn.sigmoid(real_out['logit'])),
                'd_image_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
@@ -601,8 +603,8 @@ def _prior_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   # CG and Dec against the updated D_I/Q (its statistics unmoved: not its step).
   def gen_loss_fn(fake_images):
     out, _ = _forward(new_di, new_di.params, new_di.batch_stats, fake_images)
-    g_loss = losses.generator_loss(out['logit'])
-    mi = losses.categorical_mi_loss(out['cat_logits'], codes.categorical)
+    g_loss = gan.generator_loss(out['logit'])
+    mi = info.categorical_mi_loss(out['cat_logits'], codes.categorical)
     return g_loss + lc.lambda_disc * mi, g_loss
 
   (_, g_loss), fake_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(fake)
@@ -618,7 +620,7 @@ def _apply(net: state_lib.AutoencoderState, grads: Any, batch_stats: Any):
 
 
 def _step(state: CGAAEState, images: jax.Array, config: ml_collections.ConfigDict,
-          layout: latent.CodeLayout) -> tuple[CGAAEState, base.Metrics]:
+          layout: latent.CodeLayout) -> tuple[CGAAEState, method_lib.Metrics]:
   """The combined update (module docstring); pure, draws from fold_in(rng, step).
 
   The AAE phase draws from the first half of split(fold_in(rng, step)), the
@@ -650,3 +652,6 @@ def _step(state: CGAAEState, images: jax.Array, config: ml_collections.ConfigDic
                               disc_code=a.disc_code, disc_image=p.disc_image)
     metrics = {**a.metrics, **p.metrics}
   return new_state.replace(step=state.step + 1), metrics
+
+
+METHOD = CGAAE()

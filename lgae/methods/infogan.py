@@ -22,7 +22,7 @@ precedes a BatchNorm (its shift subsumes it). The clusters InfoGAN infers for
 an image are Q's first Cat head (argmax), as in the paper's MNIST
 classification result.
 
-The combined step follows `lgae.train_step`: D/Q first, on the real batch and
+The combined step follows `lgae.methods.latentgan_ae.step`: D/Q first, on the real batch and
 on stop_gradient(G(codes)) in two separate forwards (BatchNorm must not see a
 mixed batch, or D could tell real from fake by the batch statistics alone),
 then G through the freshly updated D/Q.
@@ -37,9 +37,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lgae import latent, losses
-from lgae import state as state_lib
-from lgae.methods import base
+from lgae.core import latent
+from lgae.objectives import gan, info
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
 
 class InfoGANState(flax.struct.PyTreeNode):
   """Everything that changes during InfoGAN training.
@@ -136,7 +137,7 @@ class DiscriminatorQ(nn.Module):
 
   Q's heads sit on D's trunk (the paper: "Q shares all convolutional layers
   with D"), so the MI loss trains the trunk too. Returns the same dict as
-  `lgae.models.DiscriminatorQ`, so the losses are written once.
+  `lgae.nets.models.DiscriminatorQ`, so the losses are written once.
   """
 
   features: Sequence[int]
@@ -177,7 +178,7 @@ def _variables(train_state: state_lib.AutoencoderState, params=None) -> dict[str
           'batch_stats': train_state.batch_stats}
 
 
-class InfoGAN(base.Method):
+class InfoGAN(method_lib.Method):
   """InfoGAN on images: G, and D/Q sharing a trunk, each with BatchNorm."""
 
   name = 'infogan'
@@ -206,9 +207,9 @@ class InfoGAN(base.Method):
     m.batch_norm_momentum = 0.9
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, d = config.model, config.dataset
-    base.need_a_code_for_q(config, need)
+    method_lib.need_a_code_for_q(config, need)
     for name in ('generator_features', 'discriminator_features'):
       value = tuple(m[name])
       need(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value),
@@ -229,7 +230,7 @@ class InfoGAN(base.Method):
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: InfoGAN has no autoencoder stage; use 'joint' "
          "('two_stage' is the latentgan_ae schedule).")
-    base.refuse_latentgan_loss_terms(config, need, 'InfoGAN')
+    method_lib.refuse_latentgan_loss_terms(config, need, 'InfoGAN')
 
   # --- Networks and state ----------------------------------------------------
 
@@ -272,7 +273,7 @@ class InfoGAN(base.Method):
   # --- Training --------------------------------------------------------------
 
   def train_step(self, state: InfoGANState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[InfoGANState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[InfoGANState, method_lib.Metrics]:
     """D/Q, then G (through the updated D/Q), on one batch of real images.
 
     Every network runs in train mode (BatchNorm on the batch's statistics).
@@ -297,9 +298,9 @@ class InfoGAN(base.Method):
       return fake, updates['batch_stats']
 
     fake, gen_vjp, gen_stats = jax.vjp(generate_fn, state.gen.params, has_aux=True)
-    real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, batch_size, lc)
+    real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, batch_size, lc)
 
-    mi_losses = lambda out: losses.weighted_mi_losses(out, codes, lc)
+    mi_losses = lambda out: info.weighted_mi_losses(out, codes, lc)
 
     fake_input = jax.lax.stop_gradient(fake)
 
@@ -310,7 +311,7 @@ class InfoGAN(base.Method):
       fake_out, updates = state.disc.apply_fn(
           {'params': params, 'batch_stats': updates['batch_stats']}, fake_input, train=True,
           mutable=['batch_stats'])
-      d_loss = losses.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
+      d_loss = gan.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
                                          fake_targets)
       mi_cat, mi_cont, mi = mi_losses(fake_out)
       metrics = {'d_loss': d_loss, 'mi_cat_loss': mi_cat, 'mi_cont_loss': mi_cont,
@@ -327,7 +328,7 @@ class InfoGAN(base.Method):
     def gen_loss_fn(images_fake):
       out, _ = new_disc.apply_fn(_variables(new_disc), images_fake, train=True,
                                  mutable=['batch_stats'])
-      g_loss = losses.generator_loss(out['logit'])
+      g_loss = gan.generator_loss(out['logit'])
       _, _, mi = mi_losses(out)
       return g_loss + mi, g_loss
 
@@ -354,3 +355,6 @@ class InfoGAN(base.Method):
                layout: latent.CodeLayout) -> jax.Array:
     return state.gen.apply_fn(_variables(state.gen), latent.generator_input(codes, layout),
                               train=False)
+
+
+METHOD = InfoGAN()

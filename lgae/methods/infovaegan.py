@@ -2,7 +2,7 @@ r"""InfoVAEGAN (Ye & Bors 2021, Sec. 4): GAN + inference network, joint latent, 
 
 Generative process (Sec. 4.1): x = G(z, s, c) with noise z ~ p(z), a one-hot
 discrete code s ~ Cat(K, 1/K) and continuous codes c (the MNIST experiment's
-U(-1, 1); `lgae.latent` draws them, packed as [z, one-hot s, c]). An encoder
+U(-1, 1); `lgae.core.latent` draws them, packed as [z, one-hot s, c]). An encoder
 E = p_phi(s, c | x) ("the inference network", the paper's W(u | x)) outputs
 the logits of s and a diagonal Gaussian N(mu(x), diag(sigma^2(x))) over c. A
 joint discriminator D(x, s, c) tells real pairs (x, E(x)) from fake ones
@@ -48,7 +48,7 @@ What the paper leaves open, and our choices (all configurable in
   only the fake term (where E does not appear); we give E the real term,
   non-saturating like G's (-log(1 - D) on real pairs: BiGAN/ALI practice),
   weighted by `encoder_gan_weight` (1: Eq. 16; 0: Eq. 29 read literally).
-  G's term is non-saturating too (`losses.generator_loss`, lgae's convention).
+  G's term is non-saturating too (`gan.generator_loss`, lgae's convention).
 * D's real code s'. A relaxed s' is never exactly one-hot, unlike the prior's
   s, so D could tell real from fake by the softness alone;
   `discriminator_hard_codes` feeds D the straight-through one-hot (forward:
@@ -87,9 +87,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lgae import latent, losses
-from lgae import state as state_lib
-from lgae.methods import base, beta_vae, infogan
+from lgae.core import latent
+from lgae.objectives import gan, info
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
+from lgae.methods import beta_vae, infogan
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # config.model.mi_variance values (model_config says what each means).
@@ -131,7 +133,7 @@ def gaussian_nll(values: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.
   """-log N(values; mean, diag(exp(log_var))): summed over dims, averaged over the batch.
 
   The continuous half of Eq. (30)'s -log p_phi(c | x): unlike InfoGAN's Q
-  (`losses.continuous_mi_loss`, unit variance) the encoder's own variance.
+  (`info.continuous_mi_loss`, unit variance) the encoder's own variance.
   """
   if values.shape[-1] == 0:
     return jnp.zeros((), jnp.float32)
@@ -285,7 +287,7 @@ def _variables(train_state: state_lib.AutoencoderState, params=None, batch_stats
           'batch_stats': train_state.batch_stats if batch_stats is None else batch_stats}
 
 
-class InfoVAEGAN(base.Method):
+class InfoVAEGAN(method_lib.Method):
   """Ye & Bors's unsupervised InfoVAEGAN: G, E (the inference network) and a joint D."""
 
   name = 'infovaegan'
@@ -356,7 +358,7 @@ class InfoVAEGAN(base.Method):
     m.instance_noise = 0.0
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c, d = config.model, config.codes, config.dataset
     need(len(c.categorical) + c.num_continuous > 0,
          'config.codes: no categorical and no continuous code; InfoVAEGAN infers (s, c), so '
@@ -389,7 +391,7 @@ class InfoVAEGAN(base.Method):
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: InfoVAEGAN has no autoencoder stage; use "
          "'joint'.")
-    base.refuse_latentgan_loss_terms(
+    method_lib.refuse_latentgan_loss_terms(
         config, need, 'InfoVAEGAN', ' (its encoder weight is config.model.encoder_gan_weight)')
 
   # --- Networks and state ----------------------------------------------------
@@ -439,7 +441,7 @@ class InfoVAEGAN(base.Method):
   # --- Training --------------------------------------------------------------
 
   def train_step(self, state: InfoVAEGANState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[InfoVAEGANState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[InfoVAEGANState, method_lib.Metrics]:
     """D on L_D, then E and G on L_EG + L_MI + vae_weight * L_VAE through the new D."""
     m, lc = config.model, config.loss
     layout = self.code_layout(config)
@@ -477,7 +479,7 @@ class InfoVAEGAN(base.Method):
 
     def mi_terms(out):
       """L_MI (Eq. 30) of E's outputs on the fakes: (weighted sum, CE of s, NLL of c)."""
-      mi_cat = losses.categorical_mi_loss(out['cat_logits'], codes.categorical)
+      mi_cat = info.categorical_mi_loss(out['cat_logits'], codes.categorical)
       mi_log_var = (out['log_var'] if m.mi_variance == 'learned'
                     else jnp.zeros_like(out['log_var']))
       mi_cont = gaussian_nll(codes.continuous, out['mean'], mi_log_var)
@@ -499,7 +501,7 @@ class InfoVAEGAN(base.Method):
 
     real_codes, enc_real_vjp, enc_stats = jax.vjp(encode_real_fn, state.enc.params,
                                                   has_aux=True)
-    real_targets, fake_targets = losses.discriminator_targets(k_real_t, k_fake_t, n, lc)
+    real_targets, fake_targets = gan.discriminator_targets(k_real_t, k_fake_t, n, lc)
 
     # --- D: L_D (Eq. 28), real and fake pairs in separate BatchNorm batches.
     def disc_loss_fn(params):
@@ -512,7 +514,7 @@ class InfoVAEGAN(base.Method):
           d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes, train=True,
           mutable=['batch_stats'], return_features=True)
       fake_logit, fake_features = fake_out
-      d_loss = losses.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
+      d_loss = gan.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
       metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
                  'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_logit))}
       total = d_loss
@@ -537,8 +539,8 @@ class InfoVAEGAN(base.Method):
       return logit
 
     def eg_loss_fn(enc_params, fake_images, real_code_vec):
-      g_adv = losses.generator_loss(discriminate(d_input(fake_images, k_noise_fake), prior_codes))
-      e_adv = losses.encoder_adversarial_loss(
+      g_adv = gan.generator_loss(discriminate(d_input(fake_images, k_noise_fake), prior_codes))
+      e_adv = gan.encoder_adversarial_loss(
           discriminate(d_input(images, k_noise_real), real_code_vec))
       # L_MI: E reads the codes back off G's images (gradient into E and G).
       fake_out, new_enc_stats = encode(enc_params, enc_stats, new_disc, fake_images)
@@ -602,3 +604,6 @@ class InfoVAEGAN(base.Method):
                layout: latent.CodeLayout) -> jax.Array:
     return state.gen.apply_fn(_variables(state.gen), latent.generator_input(codes, layout),
                               train=False)
+
+
+METHOD = InfoVAEGAN()

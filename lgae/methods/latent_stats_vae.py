@@ -75,9 +75,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import latent, metrics
-from lgae import state as state_lib
-from lgae.methods import base, beta_vae, wae
+from lgae.core import latent
+from lgae.evaluation import metrics
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
+from lgae.methods import beta_vae, wae
 
 # Values of config.model.divergence.
 DIVERGENCES = ('kl', 'mmd')
@@ -320,7 +322,7 @@ def _decode(state: LatentStatsVAEState, z: jax.Array) -> jax.Array:
   return state.ae.apply_fn({'params': state.ae.params}, z, method=MLPVAE.decode)
 
 
-class LatentStatsVAE(base.Method):
+class LatentStatsVAE(method_lib.Method):
   """A VAE (ELBO) or MMD-VAE whose class-conditional latent statistics generate digits."""
 
   name = 'latent_stats_vae'
@@ -364,12 +366,12 @@ class LatentStatsVAE(base.Method):
     m.cluster_head = 'none'
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c = config.model, config.codes
     need(config.schedule == 'joint',
          f"config.schedule={config.schedule!r}: the latent-statistics VAE trains its encoder, "
          "decoder and class statistics on every batch; set it to 'joint'.")
-    base.refuse_latentgan_loss_terms(config, need, 'latent-statistics VAE')
+    method_lib.refuse_latentgan_loss_terms(config, need, 'latent-statistics VAE')
     need(m.divergence in DIVERGENCES,
          f'config.model.divergence={m.divergence!r} must be one of {DIVERGENCES}.')
     need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
@@ -435,7 +437,7 @@ class LatentStatsVAE(base.Method):
         theta=float(m.theta), cluster_head=str(m.cluster_head))
 
   def train_step(self, state: LatentStatsVAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[LatentStatsVAEState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[LatentStatsVAEState, method_lib.Metrics]:
     images = batch['image']
     m = config.model
     k_eps, k_prior = jax.random.split(jax.random.fold_in(state.rng, state.step))
@@ -488,7 +490,7 @@ class LatentStatsVAE(base.Method):
 
 
 def _validate_class_labels(config: ml_collections.ConfigDict, num_classes: int,
-                           need: base.Need) -> None:
+                           need: method_lib.Need) -> None:
   """The dataset must carry class labels (a tfds ClassLabel 'label') with K classes.
 
   Reads the dataset's tfds features (its prepared metadata, else its builder's
@@ -498,7 +500,7 @@ def _validate_class_labels(config: ml_collections.ConfigDict, num_classes: int,
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
+  from lgae.data import input_pipeline  # pylint: disable=g-import-not-at-top
   d = config.dataset
   if not d.name:
     return   # reported by the shared checks.
@@ -516,3 +518,6 @@ def _validate_class_labels(config: ml_collections.ConfigDict, num_classes: int,
     need(classes == num_classes,
          f'config.codes.categorical=({num_classes},): {d.name} has {classes} classes; set it to '
          f'({classes},) (and codes.generator_input_dim to noise_dim + {classes}).')
+
+
+METHOD = LatentStatsVAE()

@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lgae import latent
-from lgae import state as state_lib
-from lgae.methods import base, beta_vae
+from lgae.core import latent
+from lgae.core import state as state_lib
+from lgae.core import method as method_lib
+from lgae.methods import beta_vae
 
 # The IMQ kernel's scales: C = scale * 2 * d * sigma^2 for each, summed. The
 # WAE paper gives C = 2 d sigma^2 (the expected squared distance between two
@@ -100,7 +101,7 @@ class WAEState(flax.struct.PyTreeNode):
   prior_sigma: float = flax.struct.field(pytree_node=False, default=1.0)
 
 
-class WAE(base.Method):
+class WAE(method_lib.Method):
   """Tolstikhin et al.'s WAE-MMD: reconstruction + lambda * MMD(Q_Z, N(0, sigma^2 I))."""
 
   name = 'wae_mmd'
@@ -121,7 +122,7 @@ class WAE(base.Method):
     m.prior_sigma = 1.0
     return m
 
-  def validate(self, config: ml_collections.ConfigDict, need: base.Need) -> None:
+  def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     beta_vae.validate_conv_autoencoder(config, need, 'WAE')
     m = config.model
     need(m.lambda_mmd >= 0,
@@ -151,7 +152,7 @@ class WAE(base.Method):
         prior_sigma=float(config.model.prior_sigma))
 
   def train_step(self, state: WAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[WAEState, base.Metrics]:
+                 config: ml_collections.ConfigDict) -> tuple[WAEState, method_lib.Metrics]:
     images = batch['image']
     m = config.model
     prior = m.prior_sigma * jax.random.normal(jax.random.fold_in(state.rng, state.step),
@@ -183,9 +184,12 @@ class WAE(base.Method):
 
   def generate(self, state: WAEState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
-    # The layout's noise is N(0, I) (lgae.latent); the prior is N(0, prior_sigma^2 I).
+    # The layout's noise is N(0, I) (lgae.core.latent); the prior is N(0, prior_sigma^2 I).
     return beta_vae.decode_images(state,
                                   state.prior_sigma * latent.generator_input(codes, layout))
 
   def decode_representation(self, state: WAEState, z: jax.Array) -> jax.Array:
     return beta_vae.decode_images(state, z)   # z is the encoder's output, on Dec's scale.
+
+
+METHOD = WAE()

@@ -2,7 +2,7 @@
 
 The jitted parts map fixed-size (padded) batches to per-example outputs, so
 each compiles once; everything else is numpy, scored by the pure cores in
-`lgae.metrics`.
+`lgae.evaluation.metrics`.
 
 Scores (all on the eval split, `config.dataset.eval_split`):
   * clustering (the paper's Table 1 protocol): Q's first categorical head on
@@ -11,7 +11,7 @@ Scores (all on the eval split, `config.dataset.eval_split`):
     carry a constant label 0 in our pipeline, where these scores would be
     meaningless.
   * `recon_mse`: mean squared reconstruction error per pixel.
-  * generation (needs a `lgae.classifier.Classifier`, MNIST only):
+  * generation (needs a `lgae.evaluation.classifier.Classifier`, MNIST only):
     `frechet_distance` between the classifier's penultimate features of the
     eval images and of as many generated images Dec(G(p, c));
     `recon_frechet_distance`, the same distance for the reconstructions
@@ -37,10 +37,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import checkpointing, disentanglement, input_pipeline, latent, methods, metrics
-from lgae import parallel, plots
-from lgae import classifier as classifier_lib
-from lgae import state as state_lib
+from lgae.core import checkpointing, latent
+from lgae.core import method as method_lib
+from lgae.core import parallel
+from lgae.core import state as state_lib
+from lgae.data import input_pipeline
+from lgae.evaluation import classifier as classifier_lib
+from lgae.evaluation import disentanglement, metrics
+from lgae.evaluation import plots
 
 # The disentanglement scores, for datasets with ground-truth factors (dSprites).
 DISENTANGLEMENT_KEYS = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disentanglement',
@@ -59,6 +63,8 @@ _PRECISION_RECALL_POINTS = 5000
 
 # Separates the evaluation's generation keys from every other use of the seed.
 _GENERATION_SALT = 0x1A6E
+
+State = method_lib.State
 
 
 def has_class_labels(config: ml_collections.ConfigDict) -> bool:
@@ -81,7 +87,7 @@ def eval_outputs(state, images: jax.Array) -> dict[str, jax.Array]:
   first is the Table 1 assignment), 'z': [N, D] the method's representation}
   and, for methods with a decoder, 'sq_err': [N] per-example reconstruction MSE.
   """
-  out = methods.for_state(state).eval_outputs(state, images)
+  out = method_lib.for_state(state).eval_outputs(state, images)
   cat_logits = out['cat_logits']
   clusters = (jnp.stack([jnp.argmax(l, axis=-1) for l in cat_logits], axis=1)
               if cat_logits else jnp.zeros((images.shape[0], 0), jnp.int32))
@@ -96,7 +102,7 @@ def eval_outputs(state, images: jax.Array) -> dict[str, jax.Array]:
 
 def generate_from_codes(state, codes: latent.Codes, layout: latent.CodeLayout) -> jax.Array:
   """Generated images [N, H, W, C] in [-1, 1] (LatentGAN-AE: Dec(G(codes)))."""
-  return methods.for_state(state).generate(state, codes, layout)
+  return method_lib.for_state(state).generate(state, codes, layout)
 
 
 # Jitted once per code layout; the state's shardings decide where it runs.
@@ -106,12 +112,12 @@ decode_codes = jax.jit(generate_from_codes, static_argnames='layout')
 @jax.jit
 def reconstruct(state, images: jax.Array) -> jax.Array:
   """Dec(Enc(x)) in inference mode (methods with a decoder only)."""
-  return methods.for_state(state).eval_outputs(state, images)['recon']
+  return method_lib.for_state(state).eval_outputs(state, images)['recon']
 
 
 def has_decoder(state) -> bool:
   """Whether the state's method reconstructs images (eval_outputs has 'recon')."""
-  return methods.for_state(state).has_decoder
+  return method_lib.for_state(state).has_decoder
 
 
 def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -> latent.Codes:
@@ -130,7 +136,7 @@ def generation_codes(indices: jax.Array, layout: latent.CodeLayout, seed: int) -
 def _jitted_generate_latents(mesh: jax.sharding.Mesh, layout: latent.CodeLayout, seed: int):
   def generate(state, indices):
     codes = generation_codes(indices, layout, seed)
-    return methods.for_state(state).generated_latents(state, codes, layout)
+    return method_lib.for_state(state).generated_latents(state, codes, layout)
   return jax.jit(generate, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  out_shardings=parallel.replicated(mesh))
 
@@ -155,7 +161,7 @@ def _jitted_generate(mesh: jax.sharding.Mesh, layout: latent.CodeLayout, seed: i
 # -----------------------------------------------------------------------------
 
 
-def collect(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def collect(state: State, config: ml_collections.ConfigDict,
             mesh: jax.sharding.Mesh, *, split: str | None = None,
             classifier: classifier_lib.Classifier | None = None) -> dict[str, np.ndarray]:
   """Runs `eval_outputs` over a whole split; returns unpadded numpy arrays.
@@ -202,7 +208,7 @@ def _shard_indices(indices: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
   return parallel.shard_batch({'i': indices[rows]}, mesh)['i']
 
 
-def generation_scores(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def generation_scores(state: State, config: ml_collections.ConfigDict,
                       mesh: jax.sharding.Mesh, classifier: classifier_lib.Classifier,
                       real_features: np.ndarray,
                       cluster_to_label: dict[int, int] | None) -> dict[str, float]:
@@ -258,7 +264,7 @@ def generation_scores(state: state_lib.LatentGANState, config: ml_collections.Co
   return scores
 
 
-def generated_latents(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def generated_latents(state: State, config: ml_collections.ConfigDict,
                       mesh: jax.sharding.Mesh, num: int) -> np.ndarray:
   """G(p, c) for the same `num` codes the generated eval images use: [num, latent]."""
   layout = latent.CodeLayout.from_config(config)
@@ -272,7 +278,7 @@ def generated_latents(state: state_lib.LatentGANState, config: ml_collections.Co
   return np.concatenate(parts)
 
 
-def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def latent_diagnostics(state: State, config: ml_collections.ConfigDict,
                        mesh: jax.sharding.Mesh, test_z: np.ndarray,
                        test_labels: np.ndarray | None) -> dict[str, float]:
   """Why a run clusters as it does, measured in the representation space.
@@ -290,7 +296,7 @@ def latent_diagnostics(state: state_lib.LatentGANState, config: ml_collections.C
     neighbour-consistency term (`config.loss.neighbour_weight`) can exploit.
   """
   scores = {}
-  if methods.for_state(state).has_latent_generator:
+  if method_lib.for_state(state).has_latent_generator:
     fake_z = generated_latents(state, config, mesh, len(test_z))
     scores['latent_frechet_distance'] = metrics.frechet_distance(test_z, fake_z)
     rng = np.random.default_rng(int(config.seed))
@@ -314,7 +320,7 @@ def disentanglement_scores(z: np.ndarray, factors: np.ndarray, seed: int) -> dic
   The representation scored is the encoder's latent z = Enc(x) (the paper's
   "disentangled latent distribution" is the distribution of z that G models).
   Rows are the eval split's, which for dSprites is a uniform sample of the
-  factor grid (`lgae.disentanglement` explains what that changes). The
+  factor grid (`lgae.evaluation.disentanglement` explains what that changes). The
   published protocols' sizes (10000 train / 5000 eval) are used when the split
   has 15000 points or more, otherwise scaled down to 2/3 and 1/3 of it (smoke
   runs); factors constant over the split (a tiny split) are dropped.
@@ -330,7 +336,7 @@ def disentanglement_scores(z: np.ndarray, factors: np.ndarray, seed: int) -> dic
       num_variance_estimate=min(10000, n))
 
 
-def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def evaluate(state: State, config: ml_collections.ConfigDict,
              mesh: jax.sharding.Mesh, *, split: str | None = None,
              classifier: classifier_lib.Classifier | None = None) -> dict[str, float]:
   """Unsupervised-classification, reconstruction and generation scores on the eval split.
@@ -354,7 +360,7 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     scores.update(metrics.clustering_scores(outputs['labels'], clusters,
                                             num_clusters=num_clusters))
     mapping = metrics.hungarian_mapping(outputs['labels'], clusters)
-  elif has_class_labels(config) and methods.for_state(state).categories_are_classes:
+  elif has_class_labels(config) and method_lib.for_state(state).categories_are_classes:
     # A class-conditional generator: its category k was built from class k.
     mapping = {k: k for k in range(int(config.codes.categorical[0]))}
   if classifier is not None and 'recon_features' in outputs:
@@ -373,7 +379,7 @@ def evaluate(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
 
 
 def evaluate_checkpoint_metrics(
-    state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+    state: State, config: ml_collections.ConfigDict,
     mesh: jax.sharding.Mesh, *, split: str | None = None,
     classifier: classifier_lib.Classifier | None = None) -> dict[str, float | int | None]:
   """`evaluate` as a dict with every key of `CHECKPOINT_METRIC_KEYS`.
@@ -395,14 +401,14 @@ def evaluate_checkpoint_metrics(
 # -----------------------------------------------------------------------------
 
 
-def sample_images(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def sample_images(state: State, config: ml_collections.ConfigDict,
                   key: jax.Array, num: int) -> np.ndarray:
   """`num` images Dec(G(p, c)) with all codes drawn from their priors: [num, H, W, C]."""
   layout = latent.CodeLayout.from_config(config)
   return parallel.to_host(decode_codes(state, latent.sample(key, layout, num), layout))
 
 
-def sample_grid(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def sample_grid(state: State, config: ml_collections.ConfigDict,
                 key: jax.Array, num_columns: int = 10) -> np.ndarray:
   """A Fig. 2 style uint8 grid: a row per category of the first Cat code, a column per noise draw.
 
@@ -441,7 +447,7 @@ def fit_eval_batch_size(config: ml_collections.ConfigDict,
 
 def load_checkpoint(workdir: str, step: int | None = None,
                     mesh: jax.sharding.Mesh | None = None
-                    ) -> tuple[state_lib.LatentGANState, ml_collections.ConfigDict,
+                    ) -> tuple[State, ml_collections.ConfigDict,
                                jax.sharding.Mesh]:
   """Restores `(state, config, mesh)` from `workdir` read-only.
 

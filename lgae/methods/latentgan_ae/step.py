@@ -19,18 +19,17 @@ pure function of (state, batch): resumable and identical on 1 or N devices.
 
 The two-stage schedule (`config.schedule = 'two_stage'`) splits the same
 updates in time: `autoencoder_step` (1. alone), then `latent_gan_step` (2. and
-3. on batches of a cache of frozen Enc(x), see `lgae.latent_cache`).
+3. on batches of a cache of frozen Enc(x), see `lgae.methods.latentgan_ae.latent_cache`).
 """
-
-import functools
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lgae import latent, losses, parallel
-from lgae import state as state_lib
+from lgae.core import latent, parallel
+from lgae.objectives import clustering, gan, info, reconstruction
+from lgae.methods.latentgan_ae import state as state_lib
 
 Metrics = dict[str, jax.Array]
 
@@ -46,7 +45,7 @@ def _autoencoder_update(state: state_lib.LatentGANState, images: jax.Array,
     (z, recon), updates = state.ae.apply_fn(
         {'params': params, 'batch_stats': state.ae.batch_stats}, images, train=True,
         mutable=['batch_stats'])
-    recon_loss = losses.reconstruction_loss(images, recon)
+    recon_loss = reconstruction.reconstruction_loss(images, recon)
     total = recon_loss
     aux = {'recon_loss': recon_loss}
     if lc.encoder_adversarial_weight > 0 or lc.encoder_entropy_weight > 0:
@@ -55,12 +54,12 @@ def _autoencoder_update(state: state_lib.LatentGANState, images: jax.Array,
       if lc.encoder_adversarial_weight > 0:
         # AAE-style: pull Enc(x) towards G's code-structured distribution by
         # trying to make D call it fake.
-        enc_adv = losses.encoder_adversarial_loss(out['logit'])
+        enc_adv = gan.encoder_adversarial_loss(out['logit'])
         total += lc.encoder_adversarial_weight * enc_adv
         aux['encoder_adv_loss'] = enc_adv
       if lc.encoder_entropy_weight > 0:
         # Make Q's categorical prediction on real latents confident.
-        entropy = losses.categorical_entropy(out['cat_logits'])
+        entropy = info.categorical_entropy(out['cat_logits'])
         total += lc.encoder_entropy_weight * entropy
         aux['encoder_q_entropy'] = entropy
     return total, (z, updates['batch_stats'], aux)
@@ -78,7 +77,7 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
 
   `neighbour_z` (two-stage only): a nearest neighbour of each real latent,
   for the neighbour-consistency term on Q's real-latent predictions.
-  `teacher` (two-stage only): each real latent's `lgae.latent_teacher`
+  `teacher` (two-stage only): each real latent's `lgae.methods.latentgan_ae.latent_teacher`
   cluster, the target of Q's first Cat head on it, with weight
   `teacher_weight` (`loss.teacher_weight`, or 0 after `loss.teacher_gan_steps`).
 
@@ -94,9 +93,9 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
   # between), so G is not recomputed.
   fake_z, gen_vjp = jax.vjp(
       lambda params: state.gen.apply_fn({'params': params}, g_input), state.gen.params)
-  real_targets, fake_targets = losses.discriminator_targets(k_real, k_fake, batch_size, lc)
+  real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, batch_size, lc)
 
-  mi_losses = lambda out: losses.weighted_mi_losses(out, codes, lc)
+  mi_losses = lambda out: info.weighted_mi_losses(out, codes, lc)
 
   parts = [real_z, fake_z] + ([neighbour_z] if neighbour_z is not None else [])
   rows = lambda tree, i: jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], tree)
@@ -107,7 +106,7 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
     # differentiated.)
     out = state.disc.apply_fn({'params': params}, jnp.concatenate(parts, axis=0))
     real_out, fake_out = rows(out, 0), rows(out, 1)
-    d_loss = losses.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
+    d_loss = gan.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
                                        fake_targets)
     mi_cat, mi_cont, mi = mi_losses(fake_out)
     metrics = {'d_loss': d_loss, 'mi_cat_loss': mi_cat, 'mi_cont_loss': mi_cont,
@@ -115,9 +114,9 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
                'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
     total = d_loss + mi
     if neighbour_z is not None:
-      consistency = losses.neighbour_consistency_loss(real_out['cat_logits'],
+      consistency = clustering.neighbour_consistency_loss(real_out['cat_logits'],
                                                       rows(out, 2)['cat_logits'])
-      entropy = losses.marginal_entropy(real_out['cat_logits'])
+      entropy = clustering.marginal_entropy(real_out['cat_logits'])
       total += lc.neighbour_weight * (consistency - lc.neighbour_entropy_weight * entropy)
       metrics.update(neighbour_consistency=consistency, real_marginal_entropy=entropy)
     if teacher is not None:
@@ -134,7 +133,7 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
   # fake latents, pulled back through G's saved VJP.
   def gen_loss_fn(fake):
     out = new_disc.apply_fn({'params': new_disc.params}, fake)
-    g_loss = losses.generator_loss(out['logit'])
+    g_loss = gan.generator_loss(out['logit'])
     _, _, mi = mi_losses(out)
     return g_loss + mi, {'g_loss': g_loss}
 
@@ -192,7 +191,7 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
     state: the train state; its autoencoder is frozen (left as it is).
     cache: {'z': [N, latent] Enc(x) of the train split, 'neighbours': [N, k]
       row indices of each latent's nearest neighbours (, 'teacher': [N] cluster
-      indices)} (see `lgae.latent_cache`).
+      indices)} (see `lgae.methods.latentgan_ae.latent_cache`).
   """
   lc = config.loss
   key = jax.random.fold_in(state.rng, state.step)
@@ -217,34 +216,3 @@ def latent_gan_step(state: state_lib.LatentGANState, cache: dict[str, jax.Array]
   new_gen, new_disc, metrics = _gan_update(state, real_z, k_gan, lc, layout, neighbour_z,
                                            teacher, teacher_weight)
   return state.replace(step=state.step + 1, gen=new_gen, disc=new_disc), metrics
-
-
-def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """Jits the combined step of `config.model_name`'s method for `mesh`.
-
-  State replicated (and donated), batch split over the devices. For the
-  LatentGAN-AE that step is `train_step` above.
-  """
-  # Imported here: the methods import this module (the LatentGAN-AE's steps).
-  from lgae import methods  # pylint: disable=g-import-not-at-top
-  step = functools.partial(methods.for_config(config).train_step, config=config)
-  replicated = parallel.replicated(mesh)
-  return jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
-
-
-def make_autoencoder_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """Jits `autoencoder_step` like `make_train_step` (stage 1 of 'two_stage')."""
-  step = functools.partial(autoencoder_step, config=config)
-  replicated = parallel.replicated(mesh)
-  return jax.jit(step, in_shardings=(replicated, parallel.batch_sharded(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
-
-
-def make_latent_gan_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """Jits `latent_gan_step`: state and latent cache replicated, batch split inside."""
-  layout = latent.CodeLayout.from_config(config)
-  step = functools.partial(latent_gan_step, config=config, layout=layout, mesh=mesh)
-  replicated = parallel.replicated(mesh)
-  return jax.jit(step, in_shardings=(replicated, replicated),
-                 out_shardings=(replicated, replicated), donate_argnums=0)

@@ -16,21 +16,14 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from lgae import config_validation
+from lgae.core import config_validation
+from lgae.core import method as method_lib
 
 # Fields that only say how long / how often; changing them keeps a run resumable.
 SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoint_every_steps',
                    'eval_every_steps', 'max_checkpoints_to_keep')
 # Fields a checkpoint's arrays depend on; resuming with others is an error.
 STRUCTURAL_FIELDS = ('model_name', 'model', 'codes', 'dataset.image_size', 'dataset.channels')
-# Fields the autoencoder's arrays depend on: a two-stage run may take its
-# autoencoder from a run whose G, D/Q and codes differ, as long as these match.
-AUTOENCODER_FIELDS = ('model.latent_dim', 'model.encoder_features', 'model.encoder_kernel',
-                      'model.encoder_stride', 'model.decoder_upsample', 'model.decoder_features',
-                      'model.decoder_kernel', 'dataset.image_size', 'dataset.channels')
-# Fields that choose only how the same function is computed (same arrays): a
-# run resumes with another value, e.g. 'project_first' on CPU, then on a TPU.
-COMPUTE_ONLY_FIELDS = ('model.decoder_upsample_conv',)
 
 
 class CheckpointError(RuntimeError):
@@ -83,7 +76,9 @@ class Checkpointer:
     """The config saved beside the state at `step` (default: latest).
 
     Fields lgae gained after the checkpoint was written are filled with their
-    defaults (`config_validation.fill_new_fields`).
+    defaults (`config_validation.fill_new_fields`); fields it no longer has
+    are dropped (`config_validation.drop_removed_fields`: today's code cannot
+    read them, so dropping them changes nothing).
     """
     step = self._require_step(step)
     try:
@@ -96,6 +91,10 @@ class Checkpointer:
     if filled:
       logging.info('Checkpoint %d in %s predates config fields %s: they take their defaults '
                    '(the behaviour before they existed).', step, self.directory, filled)
+    dropped = config_validation.drop_removed_fields(config)
+    if dropped:
+      logging.info('Checkpoint %d in %s has config fields this lgae no longer has, dropped: %s.',
+                   step, self.directory, dropped)
     return config
 
   def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
@@ -152,7 +151,7 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
   """Raises CheckpointError if the saved run used another model or data layout.
 
   `fields` are the dotted config fields that must match; `holder` names the
-  saved run in the message. `COMPUTE_ONLY_FIELDS` may differ.
+  saved run in the message. The method's `compute_only_fields` may differ.
   """
   saved, config = _without_compute_only(saved), _without_compute_only(config)
 
@@ -178,9 +177,13 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
 
 
 def _without_compute_only(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A copy of `config` without `COMPUTE_ONLY_FIELDS` (older saved configs may lack them)."""
+  """A copy of `config` without its method's `compute_only_fields` (older saved configs may lack them)."""
+  try:
+    compute_only = method_lib.for_config(config).compute_only_fields
+  except (ValueError, AttributeError):
+    compute_only = ()
   config = ml_collections.ConfigDict(config.to_dict())
-  for dotted in COMPUTE_ONLY_FIELDS:
+  for dotted in compute_only:
     *parents, leaf = dotted.split('.')
     node = config
     for part in parents:

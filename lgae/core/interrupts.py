@@ -18,7 +18,7 @@ before the first step (data checks, classifier training, restore) ends the run
 before training starts, with a checkpoint at the current step (a fresh run's
 initial state), and one during the first step's compilation is acted on after
 that step. Outside `train_and_evaluate` the signals have their default effect;
-a checkpoint write is never left half-visible (see lgae.checkpointing).
+a checkpoint write is never left half-visible (see lgae.core.checkpointing).
 """
 
 import signal

@@ -10,7 +10,7 @@ input layout). Every run and every evaluation then scores against the very
 same network.
 
 Inputs are exactly lgae's model inputs (NHWC in [-1, 1], MNIST padded to
-32x32x1), read with `lgae.input_pipeline`, so the classifier sees real and
+32x32x1), read with `lgae.data.input_pipeline`, so the classifier sees real and
 generated images through the same preprocessing.
 
 The cache is written atomically: into a temporary directory that is renamed
@@ -39,7 +39,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from lgae import input_pipeline
+from lgae.data import input_pipeline
 
 Batch = dict[str, np.ndarray]
 

@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgae import input_pipeline, latent_teacher, parallel
-from lgae import state as state_lib
+from lgae.core import parallel
+from lgae.data import input_pipeline
+from lgae.methods.latentgan_ae import latent_teacher
+from lgae.methods.latentgan_ae import state as state_lib
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,7 +74,7 @@ def build(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
     {'z': [N, latent] float32, 'neighbours': [N, k] int32}; 'neighbours' is
     [N, 1] zeros when `config.loss.neighbour_weight` is 0 (not used then).
     With `config.loss.teacher_weight` > 0 also 'teacher': [N] int32, the
-    `lgae.latent_teacher` clustering of 'z'.
+    `lgae.methods.latentgan_ae.latent_teacher` clustering of 'z'.
   """
   z, _ = encode_split(state, config, mesh, config.dataset.train_split)
   if z.shape[0] < config.batch_size:

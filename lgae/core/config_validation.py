@@ -2,8 +2,8 @@
 
 Every problem is reported with the dotted name of the field at fault and what
 to do, all at once, as one `ConfigError`. The schema (which fields exist and
-their types) is `configs.common.get_base_config()` with `config.model` replaced
-by the chosen method's group (`method_schema`); the dataset check also
+their types) is `lgae.core.config.schema` of the chosen method (`method_schema`);
+the method checks its own values (`Method.validate`); the dataset check also
 reads the prepared dataset's metadata (split names and sizes).
 
 `parse_flags` is a drop-in absl flags parser that also turns an override of a
@@ -20,13 +20,11 @@ from typing import NoReturn
 import ml_collections
 from absl import flags
 
-from configs import common
-from lgae import latent_teacher, methods
+from lgae.core import config as config_lib
+from lgae.core import method as method_lib
 
 
-# Values of config.schedule.
-SCHEDULES = ('joint', 'two_stage')
-# Values of config.dataset.resize (lgae.input_pipeline.RESIZE_METHODS; kept
+# Values of config.dataset.resize (lgae.data.input_pipeline.RESIZE_METHODS; kept
 # here too so that checking a config does not import TensorFlow).
 RESIZE_METHODS = ('resize', 'pad')
 
@@ -75,19 +73,18 @@ def _positive_ints(value) -> bool:
 
 def _method_or_none(name):
   try:
-    return methods.get(name)
+    return method_lib.get(name)
   except ValueError:
     return None   # reported by value_errors.
 
 
 def method_schema(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The fields a config of `config.model_name` has: the base config's, with
-  `model` replaced by the method's own group (`Method.model_config`)."""
-  base = common.get_base_config()
-  method = _method_or_none(config.get('model_name', base.model_name))
-  if method is not None:
-    base.model = method.model_config()
-  return base
+  """The fields a config of `config.model_name` has (`lgae.core.config.schema`).
+
+  The shared fields alone when the name is not a method's (value_errors says so).
+  """
+  method = _method_or_none(config.get('model_name', ''))
+  return config_lib.schema(method) if method is not None else config_lib.base_config()
 
 
 def fill_new_fields(config: ml_collections.ConfigDict) -> list[str]:
@@ -115,6 +112,41 @@ def fill_new_fields(config: ml_collections.ConfigDict) -> list[str]:
         node[leaf] = schema[name]
         filled.append(name)
   return filled
+
+
+def drop_removed_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """Removes, in place, the fields `config` has but its method's schema does not.
+
+  For a config saved by an older lgae (checkpoints): e.g. the LatentGAN-AE's
+  schedule fields, which every method's config once carried. Nothing in
+  today's code reads such a field, so dropping it changes no behaviour.
+  Returns the dotted names dropped. A config whose `model_name` is no method's
+  is left as it is (validation reports it).
+  """
+  if _method_or_none(config.get('model_name', '')) is None:
+    return []
+  schema = _flatten(method_schema(config))
+  groups = {name.rsplit('.', 1)[0] for name in schema if '.' in name}
+  dropped = []
+  with config.unlocked():
+    for name in sorted(set(_flatten(config)) - set(schema)):
+      *parents, leaf = name.split('.')
+      if name in groups or any('.'.join(parents[:i + 1]) in schema for i in range(len(parents))):
+        continue   # a group replaced by a value or the reverse: not a removed field.
+      node = config
+      for part in parents:
+        node = node[part]
+      del node[leaf]
+      dropped.append(name)
+    for group in sorted({n.rsplit('.', 1)[0] for n in dropped if '.' in n}, key=len,
+                        reverse=True):
+      *parents, leaf = group.split('.')
+      node = config
+      for part in parents:
+        node = node[part]
+      if isinstance(node.get(leaf), ml_collections.ConfigDict) and not node[leaf]:
+        del node[leaf]
+  return dropped
 
 
 def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
@@ -165,7 +197,7 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
     if not ok:
       errors.append(message)
 
-  m, c, d, lc, o = config.model, config.codes, config.dataset, config.loss, config.optimizer
+  c, d, lc, o = config.codes, config.dataset, config.loss, config.optimizer
   for name in ('batch_size', 'eval_batch_size', 'num_epochs', 'log_every_steps',
                'checkpoint_every_steps', 'max_checkpoints_to_keep'):
     need(config[name] > 0, f'config.{name}={config[name]} must be > 0.')
@@ -175,8 +207,11 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
   need(config.eval_every_steps > 0 or config.eval_every_steps in (-1, 0),
        f'config.eval_every_steps={config.eval_every_steps} must be > 0, -1 (only at the end) or '
        '0 (never during training: score the checkpoint with experiments.evaluate).')
-  need(config.model_name in methods.NAMES,
-       f'config.model_name={config.model_name!r}: lgae has the methods {methods.NAMES}.')
+  try:
+    method = method_lib.get(config.model_name)
+  except ValueError as e:
+    method = None
+    errors.append(f'config.model_name={config.model_name!r}: {e}')
   for name in ('image_size', 'channels', 'shuffle_buffer', 'prefetch'):
     need(d[name] > 0, f'config.dataset.{name}={d[name]} must be > 0.')
   need(bool(d.name), 'config.dataset.name is empty: name a tfds dataset (e.g. mnist).')
@@ -186,7 +221,6 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
        'white pixel: 255 for most datasets, 1 for dSprites).')
   need(d.resize in RESIZE_METHODS,
        f'config.dataset.resize={d.resize!r} must be one of {RESIZE_METHODS}.')
-  method = _method_or_none(config.model_name)
   if method is not None:
     method.validate(config, need)
 
@@ -204,54 +238,9 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
          f'noise_dim {c.noise_dim} + sum(categorical) {sum(c.categorical)} + num_continuous '
          f'{c.num_continuous} = {width}; fix the layout or the table width.')
 
-  # Schedule.
-  ts = config.two_stage
-  need(config.schedule in SCHEDULES,
-       f'config.schedule={config.schedule!r} must be one of {SCHEDULES}.')
-  need(ts.autoencoder_steps >= 0,
-       f'config.two_stage.autoencoder_steps={ts.autoencoder_steps} must be >= 0.')
-  need(ts.num_neighbours > 0,
-       f'config.two_stage.num_neighbours={ts.num_neighbours} must be > 0.')
-  if config.schedule == 'two_stage':
-    need(ts.autoencoder_steps > 0 or bool(ts.autoencoder_workdir),
-         'config.two_stage.autoencoder_steps=0 would train the latent GAN on an untrained '
-         'encoder: give stage 1 steps, or two_stage.autoencoder_workdir.')
-    need(config.num_train_steps == -1 or config.num_train_steps > ts.autoencoder_steps,
-         f'config.num_train_steps={config.num_train_steps} leaves no latent-GAN steps after '
-         f'two_stage.autoencoder_steps={ts.autoencoder_steps} (it counts both stages).')
-    for name in ('encoder_adversarial_weight', 'encoder_entropy_weight'):
-      need(lc[name] == 0,
-           f'config.loss.{name}={lc[name]}: the two-stage schedule freezes the encoder before '
-           "the latent GAN trains, so this term has nothing to act on; set it to 0 or use "
-           "schedule='joint'.")
-    need(ts.teacher_dims >= 2, f'config.two_stage.teacher_dims={ts.teacher_dims} must be >= 2.')
-    need(ts.teacher_gmm_inits >= 1,
-         f'config.two_stage.teacher_gmm_inits={ts.teacher_gmm_inits} must be >= 1.')
-    if lc.teacher_weight > 0:
-      try:
-        latent_teacher.check_available()
-      except latent_teacher.TeacherUnavailableError as e:
-        errors.append(str(e))
-  else:
-    need(lc.teacher_weight == 0,
-         f'config.loss.teacher_weight={lc.teacher_weight} needs '
-         "config.schedule='two_stage' (the teacher clusters the cached latents).")
-    need(lc.neighbour_weight == 0,
-         f'config.loss.neighbour_weight={lc.neighbour_weight} needs '
-         "config.schedule='two_stage' (the neighbours are those of the cached latents).")
-    need(not ts.autoencoder_workdir,
-         "config.two_stage.autoencoder_workdir is set but config.schedule='joint'; use "
-         "schedule='two_stage' or clear it.")
-
   # Losses and optimiser.
-  for name in ('lambda_disc', 'lambda_cont', 'encoder_adversarial_weight',
-               'encoder_entropy_weight', 'neighbour_weight', 'neighbour_entropy_weight',
-               'teacher_weight'):
+  for name in ('lambda_disc', 'lambda_cont'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
-  # .get: configs saved before this field existed restore without it.
-  need(lc.get('teacher_gan_steps', 0) >= 0,
-       f'config.loss.teacher_gan_steps={lc.get("teacher_gan_steps")} must be >= 0 '
-       '(0 = the whole of stage 2).')
   for name in ('real_label', 'fake_label'):
     need(0.0 <= lc[name] <= 1.0, f'config.loss.{name}={lc[name]} must be in [0, 1].')
   need(0.0 <= lc.label_flip_prob < 0.5,
@@ -289,7 +278,7 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   # Also registers lgae's own builders (rendered_chairs) with tfds.
-  from lgae import input_pipeline  # pylint: disable=g-import-not-at-top
+  from lgae.data import input_pipeline  # pylint: disable=g-import-not-at-top
   d = config.dataset
   try:
     errors = input_pipeline.feature_errors(config)

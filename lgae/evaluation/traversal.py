@@ -12,7 +12,7 @@
 
 The builders return uint8 grids (`plots.image_grid`) and are deterministic in
 their key; `write_figures` annotates them like the paper's figures and writes
-PNGs. Codes come from `lgae.latent`; decoding is `evaluation.decode_codes`.
+PNGs. Codes come from `lgae.core.latent`; decoding is `evaluation.decode_codes`.
 """
 
 import os
@@ -21,8 +21,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from lgae import evaluation, input_pipeline, latent, methods, plots
-from lgae import state as state_lib
+from lgae.core import latent
+from lgae.core import method as method_lib
+from lgae.data import input_pipeline
+from lgae.evaluation import plots, run as evaluation
 
 # The paper sweeps U codes over [-1.5, 1.5], beyond their training range.
 SWEEP_RANGE = (-1.5, 1.5)
@@ -35,8 +37,10 @@ REPRESENTATION_PERCENTILES = (2.0, 98.0)
 # Rows (dimensions, the widest-spread first) of the representation traversal.
 MAX_TRAVERSED_DIMENSIONS = 16
 
+State = method_lib.State
 
-def _decode(state: state_lib.LatentGANState, codes: latent.Codes,
+
+def _decode(state: State, codes: latent.Codes,
             layout: latent.CodeLayout) -> np.ndarray:
   return np.asarray(jax.device_get(evaluation.decode_codes(state, codes, layout)))
 
@@ -46,7 +50,7 @@ def code_name(code_index: int) -> str:
   return f'u{code_index + 1}'
 
 
-def samples_by_category(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def samples_by_category(state: State, config: ml_collections.ConfigDict,
                         key: jax.Array, num_columns: int = 10,
                         code_index: int = 0) -> np.ndarray:
   """A uint8 grid: row k has Cat code `code_index` = k, column j noise draw j.
@@ -72,7 +76,7 @@ def continuous_traversal_codes(config: ml_collections.ConfigDict, key: jax.Array
   return latent.continuous_traversal(key, layout, code_index, values, num_rows)
 
 
-def continuous_traversals(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def continuous_traversals(state: State, config: ml_collections.ConfigDict,
                           key: jax.Array, num_values: int = 10,
                           num_rows: int = 10) -> dict[str, np.ndarray]:
   """One uint8 grid per U code: `{'u1': grid, 'u2': grid, ...}` (empty without U codes).
@@ -90,7 +94,7 @@ def continuous_traversals(state: state_lib.LatentGANState, config: ml_collection
   return grids
 
 
-def reconstructions(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def reconstructions(state: State, config: ml_collections.ConfigDict,
                     images: np.ndarray, num_columns: int = 10) -> np.ndarray:
   """A uint8 grid alternating rows of `images` and rows of their reconstructions.
 
@@ -143,7 +147,7 @@ def representation_sweep(z: np.ndarray, base_index: int = 0, num_values: int = 1
   return points.reshape(-1, z.shape[1]).astype(np.float32), dims, values
 
 
-def representation_traversal(state: state_lib.LatentGANState, images: np.ndarray,
+def representation_traversal(state: State, images: np.ndarray,
                              num_values: int = 10,
                              max_rows: int = MAX_TRAVERSED_DIMENSIONS
                              ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -152,7 +156,7 @@ def representation_traversal(state: state_lib.LatentGANState, images: np.ndarray
   The sweep's range comes from the representations of all `images`. None for
   methods that cannot decode their representation.
   """
-  method = methods.for_state(state)
+  method = method_lib.for_state(state)
   if not method.decodes_representation:
     return None
   images = np.asarray(images, np.float32)
@@ -174,7 +178,7 @@ def eval_images(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
   return np.concatenate(parts)
 
 
-def write_figures(state: state_lib.LatentGANState, config: ml_collections.ConfigDict,
+def write_figures(state: State, config: ml_collections.ConfigDict,
                   out_dir: str, key: jax.Array, *, images: np.ndarray | None = None,
                   num_columns: int = 10) -> list[str]:
   """Writes the paper-style figures of `state` as annotated PNGs into `out_dir`.

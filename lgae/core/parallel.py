@@ -13,7 +13,7 @@ each process feeds only its rows of every global batch (`process_rows`,
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -189,3 +189,15 @@ def with_sharding(abstract_tree, sharding: jax.sharding.Sharding):
   """Attaches `sharding` to every leaf of a `jax.eval_shape` result."""
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_tree)
+
+
+def jit_step(step: Callable, mesh: Mesh, *, batched: bool = True):
+  """Jits `step(state, data) -> (state, metrics)` for `mesh`, the state donated.
+
+  The state (and the metrics) are replicated; `data` is a global batch split
+  over the devices when `batched`, else replicated (a step that gathers its
+  own batches from it splits them itself).
+  """
+  data = batch_sharded(mesh) if batched else replicated(mesh)
+  return jax.jit(step, in_shardings=(replicated(mesh), data),
+                 out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)

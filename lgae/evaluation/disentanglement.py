@@ -11,7 +11,7 @@ objects: every metric takes
 
 plus keyword arguments whose defaults are the published protocols' sample sizes (those
 of disentanglement_lib's `unsupervised_study_v1` metric configs), and returns a flat
-`dict[str, float]`, like `lgae.metrics`.
+`dict[str, float]`, like `lgae.evaluation.metrics`.
 
 * BetaVAE score (Higgins et al. 2017, "beta-VAE: Learning basic visual concepts with a
   constrained variational framework"): can a linear classifier tell which factor was held

@@ -7,8 +7,7 @@ Importing this package registers the `rendered_chairs` builder with tfds, so
 or `kmnist` from local IDX files.
 """
 
-from lgae.datasets import (
-    dsprites_procedural,  # noqa: F401  (registers the builder)
-    mnist_local,  # noqa: F401
-    rendered_chairs,  # noqa: F401  (registers the builder)
-)
+# Imported for their side effect: registering the builders with tfds.
+from lgae.data import dsprites_procedural  # noqa: F401
+from lgae.data import mnist_local  # noqa: F401
+from lgae.data import rendered_chairs  # noqa: F401

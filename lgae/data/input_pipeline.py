@@ -34,8 +34,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-# Importing lgae.datasets registers the `rendered_chairs` builder with tfds.
-from lgae.datasets import mnist_local, rendered_chairs
+# Importing lgae.data registers the `rendered_chairs` builder with tfds.
+from lgae.data import mnist_local, rendered_chairs
 
 Batch = dict[str, np.ndarray]
 Example = Mapping[str, tf.Tensor]
@@ -497,7 +497,7 @@ def process_rows(batch_size: int, process_index: int,
   Process p of P feeds rows [p * B / P, (p + 1) * B / P): every process
   walks the same globally shuffled order and keeps its block, so a global
   batch is the same whatever the number of processes (and P processes train
-  exactly as one does). `lgae.parallel.make_mesh` orders devices to match.
+  exactly as one does). `lgae.core.parallel.make_mesh` orders devices to match.
 
   Raises:
     ValueError: B does not divide by P, or the index is out of range.
