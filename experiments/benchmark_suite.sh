@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's speed table: lgae's combined step back to back with
+# Regenerates the speed table of experiments/docs/speed.md: lgae's combined step back to back with
 # a PyTorch implementation of the same step (PEER: a script taking a batch size
 # and a step count, printing ms/step), batch-size scaling, the three configs,
 # and 1/2/4 forced host devices. Run on an otherwise idle machine.

@@ -1,11 +1,11 @@
-r"""Trains a LatentGAN Autoencoder.
+r"""Trains (or resumes) a run of any lgae method from a config file.
 
   python -m experiments.main --config=configs/mnist.py --workdir=/tmp/mnist
   python -m experiments.main --config=configs/mnist.py --config.num_train_steps=200 --config.seed=3
 
 Several processes (hosts) train one run together: start the same command in
 each with --coordinator_address, --num_processes and --process_id (or under
-SLURM's srun / on a Cloud TPU slice, with none; README "Multiple processes").
+SLURM's srun / on a Cloud TPU slice, with none; README "Multiple processes"; experiments/docs/reliability.md).
 
 Any config field can be overridden as --config.<field>=<value>. Without
 --workdir, a stable directory derived from the config is used (and printed),

@@ -141,7 +141,7 @@ def main(argv):
     results = list(pool.map(lambda job: _run(*job), jobs))
   by_setting = {name: [r for r in results if r['setting'] == name] for name in names}
   if _SELECT_BY.value:
-    # Restarts become one result per seed, chosen without labels (README "Seed robustness").
+    # Restarts become one result per seed, chosen without labels (experiments/docs/research_log.md, "Seed robustness").
     by_setting['selected'] = reporting.select_per_seed(by_setting, _SELECT_BY.value, among)
   summary = {'config': _CONFIG.value, 'common_overrides': common,
              'settings': {name: overrides for name, overrides in settings},

@@ -9,17 +9,21 @@ dsprites/cpu_*). With sweep roots, first copies each run's eval.json,
 sweep_timing.json and metrics.jsonl into <dataset>/<into>/<row>/seed<N>/; then
 reads every row (for MNIST also the 5-seed `:best` runs of
 mnist/research/teacher) into one table.
+
+Reads and writes files only (no lgae import), so library renames cannot break it;
+the mean ± sample-std (ddof 1) tables are formatted as lgae's reporting module
+formats them, so the output is unchanged.
 """
 
 import glob
 import json
+import math
 import os
 import shutil
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..'))
-from lgae import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # dataset -> (session folders, eval.json keys in the table, extra rows {name: seed dirs glob}).
 DATASETS = {
@@ -33,6 +37,41 @@ DATASETS = {
                   'train_wall_minutes'),
                  {}),
 }
+
+
+def _stats(runs, key):
+  """(mean, sample std, n) of `key` over runs, skipping missing/None values."""
+  values = [float(r[key]) for r in runs if r.get(key) is not None]
+  if not values:
+    return math.nan, math.nan, 0
+  std = statistics.stdev(values) if len(values) > 1 else 0.0
+  return statistics.fmean(values), std, len(values)
+
+
+def markdown_table(runs, keys, label_key='seed', digits=2):
+  """One row per run plus a mean ± std row."""
+  fmt = lambda v: '–' if v is None else (f'{v:.{digits}f}' if isinstance(v, float) else str(v))
+  lines = ['| ' + ' | '.join([label_key, *keys]) + ' |', '|' + '---|' * (len(keys) + 1)]
+  for r in runs:
+    lines.append('| ' + ' | '.join([str(r.get(label_key)), *(fmt(r.get(k)) for k in keys)]) + ' |')
+  cells = []
+  for k in keys:
+    mean, std, _ = _stats(runs, k)
+    cells.append(f'{mean:.{digits}f} ± {std:.{digits}f}')
+  lines.append('| **mean ± std** | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def settings_table(runs_by_setting, keys, digits=2):
+  """One row per setting: 'mean ± std' of each key over its runs, and n (runs)."""
+  lines = ['| setting | n | ' + ' | '.join(keys) + ' |', '|' + '---|' * (len(keys) + 2)]
+  for name, runs in runs_by_setting.items():
+    cells = []
+    for k in keys:
+      mean, std, n = _stats(runs, k)
+      cells.append('–' if n == 0 else f'{mean:.{digits}f} ± {std:.{digits}f}')
+    lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
 
 
 def copy_runs(root, dest_folder):
@@ -86,9 +125,9 @@ def main(argv):
   out = os.path.join(base, 'comparison_results.md')
   with open(out, 'w') as f:
     f.write('# Comparison runs (mean ± std over seeds; per-run rows below)\n\n')
-    f.write(reporting.settings_table(rows, keys) + '\n\n')
+    f.write(settings_table(rows, keys) + '\n\n')
     for name, runs in rows.items():
-      f.write(f'## {name}\n\n{reporting.markdown_table(runs, keys)}\n\n')
+      f.write(f'## {name}\n\n{markdown_table(runs, keys)}\n\n')
       for r in runs:
         if 'command' in r:
           f.write(f"- {r['seed']}: `{r['command']}`\n")

@@ -17,8 +17,9 @@ from absl import flags
 from absl import logging as absl_logging
 
 # Files whose INFO lines are lgae's own: the package and its command lines.
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _OWN_DIRS = tuple(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name) + os.sep
+    os.path.join(_REPO, name) + os.sep
     for name in ('lgae', 'experiments'))
 
 

@@ -1,7 +1,8 @@
 """G's fakes: horizontal-neighbour pixel correlation (noise ~0; dSprites shapes ~0.9) at a checkpoint."""
 import sys
 import jax, numpy as np
-from lgae import evaluation, latent
+from lgae.core import latent
+from lgae.evaluation import run as evaluation
 workdir, step = sys.argv[1], int(sys.argv[2])
 state, config, _ = evaluation.load_checkpoint(workdir, step)
 layout = latent.CodeLayout.from_config(config)

@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 from sklearn.cluster import SpectralClustering, KMeans
 from sklearn.manifold import spectral_embedding
-from lgae import metrics
+from lgae.evaluation import metrics
 
 d = np.load(sys.argv[1])
 z, y = d['ztr'][:20000], d['ytr'][:20000]

@@ -3,7 +3,7 @@ import numpy as np
 import umap
 from sklearn.mixture import GaussianMixture
 from sklearn.metrics import confusion_matrix
-from lgae import metrics
+from lgae.evaluation import metrics
 d = np.load(sys.argv[1]); z, y = d['ztr'][:20000], d['ytr'][:20000]
 t = time.time()
 e = umap.UMAP(n_components=10, n_neighbors=20, min_dist=0.0, random_state=0).fit_transform(z)
