@@ -12,7 +12,7 @@ in the release.
 
 Variant 'cpu': the same layer structure at the widths that fit a CPU
 (~20x fewer FLOPs per step), for the 3-seed table a 2-core machine can
-train (README "dSprites (procedural)"):
+train (experiments/docs/comparisons.md, "dSprites"):
 
   Enc  Input(1x64x64)   Dec  Input in R^16            D/Q  Input in R^16      G  Input in R^23
        c4-o32-s2-r           r-u4-c3-o128-p1-bn-r          fc-o1000-r              fc-o1000-r
@@ -56,7 +56,7 @@ def get_config(variant: str = 'paper'):
   config.dataset.pixel_max = 1       # stored 0/1: white must become 1.0, not -0.99.
   config.dataset.shuffle_buffer = 20_000
   # Nothing to download: tfds renders the dataset when it is first prepared
-  # (about 8 minutes on 2 CPU cores; README "dSprites (procedural)").
+  # (about 8 minutes on 2 CPU cores; experiments/docs/comparisons.md, "dSprites").
   config.dataset.download = True
 
   # G input 135 = 128 noise + Cat(3) + 4 x U(-1, 1).

@@ -6,8 +6,9 @@ r"""Evaluates a checkpoint of a training run and writes `<workdir>/eval.json`.
 The checkpoint (latest, or --step) and its config are restored read-only onto
 every device of this machine. The scores are those of
 `lgae.evaluation.run.evaluate_checkpoint_metrics` (None where they do not apply);
-for MNIST the classifier behind the generation metrics is trained once and
-cached under the tfds data dir (`lgae.evaluation.classifier`). `eval.json` is the only
+for every dataset with class labels the classifier behind the generation
+metrics is trained once and cached under the tfds data dir
+(`lgae.evaluation.classifier`). `eval.json` is the only
 file written into the workdir, atomically (a temporary file renamed into
 place). Unusable workdirs end with one `error: ...` line and exit code 1.
 """

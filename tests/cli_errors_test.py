@@ -68,3 +68,18 @@ def test_another_configs_workdir_is_refused_and_left_as_it_was(tmp_path):
   assert len(errors) == 1 and 'latent_dim' in errors[0], result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
   assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize('config_arg, expected', [
+    ('configs/mnist.py:bset', "Unknown MNIST config variant 'bset'"),
+    ('configs/mnist.py:smoke:extra', "Unknown MNIST config variant 'smoke:extra'"),
+    ('configs/common.py', 'has no get_config()'),
+])
+def test_a_config_file_that_cannot_give_a_config_is_one_line(config_arg, expected, tmp_path):
+  workdir = tmp_path / 'run'
+  result = _main(f'--config={config_arg}', f'--workdir={workdir}')
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  first = result.stderr.strip().splitlines()[0]
+  assert first.startswith('FATAL Flags parsing error:') and expected in first, first
+  assert not workdir.exists()

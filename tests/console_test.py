@@ -121,7 +121,7 @@ def test_a_held_workdir_is_refused_naming_the_holder(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_hold(tmp_path):
-  code = ('import sys, time\nfrom lgae import workdir\n'
+  code = ('import sys, time\nfrom lgae.core import workdir\n'
           'with workdir.hold(sys.argv[1]):\n  print("held", flush=True)\n  time.sleep(60)\n')
   child = subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], cwd=REPO,
                            stdout=subprocess.PIPE, text=True)

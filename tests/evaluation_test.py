@@ -1,6 +1,8 @@
-"""Evaluation of a smoke state on mock MNIST: keys, values, padding invariance, generation."""
+"""Evaluation of a smoke state on mock MNIST: keys, values, padding invariance, generation;
+the score families that compose it."""
 
 import math
+import types
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,8 @@ from lgae.core import checkpointing, latent, parallel
 from lgae.data import input_pipeline
 from lgae.evaluation import metrics, run as evaluation
 from lgae.evaluation import classifier as classifier_lib
+from lgae.evaluation import cluster_agreement, clustering, disentanglement, generation
+from lgae.evaluation import latent_diagnostics, outputs as outputs_lib, reconstruction
 from lgae.core import state as state_lib
 
 NUM_MOCK = 64  # Examples per mock split; eval_batch_size 32 divides it, 24 does not.
@@ -169,3 +173,80 @@ def test_recon_frechet_distance_is_that_of_the_reconstructions(setup):
   assert scores['recon_frechet_distance'] == pytest.approx(expected, rel=1e-4)
   # Not the generated images' distance under another name.
   assert scores['recon_frechet_distance'] != pytest.approx(scores['frechet_distance'], rel=1e-2)
+
+
+# -----------------------------------------------------------------------------
+# Score families.
+# -----------------------------------------------------------------------------
+
+# eval.json's schema: existing eval.json files, experiments/results tables and
+# experiments/docs/evaluation.md list the keys in this order.
+EVAL_JSON_KEYS = (
+    'step', 'test_error_hungarian', 'test_error_majority', 'nmi', 'ari', 'num_clusters_used',
+    'recon_mse', 'frechet_distance', 'recon_frechet_distance', 'generated_label_accuracy',
+    'generated_cosine_similarity', 'latent_frechet_distance', 'latent_precision',
+    'latent_recall', 'latent_kmeans_error', 'latent_gmm_error', 'latent_neighbour_agreement',
+    'cluster_neighbour_agreement', 'beta_vae_score', 'factor_vae_score', 'mig',
+    'dci_disentanglement', 'dci_completeness', 'dci_informativeness', 'sap')
+
+
+def test_checkpoint_metric_keys_are_the_families_keys_in_order():
+  assert evaluation.FAMILIES == (clustering, reconstruction, generation, latent_diagnostics,
+                                 cluster_agreement, disentanglement)
+  assert evaluation.CHECKPOINT_METRIC_KEYS == ('step',) + tuple(
+      key for family in evaluation.FAMILIES for key in family.KEYS)
+  assert evaluation.CHECKPOINT_METRIC_KEYS == EVAL_JSON_KEYS
+  assert evaluation.DISENTANGLEMENT_KEYS == EVAL_JSON_KEYS[-7:]
+
+
+def test_each_family_writes_only_its_keys(setup):
+  config, mesh, state, clf, scores = setup
+  with tfds.testing.mock_data(num_examples=NUM_MOCK):
+    outputs = evaluation.collect(state, config, mesh, classifier=clf)
+  context = outputs_lib.Context(state=state, config=config, mesh=mesh, classifier=clf,
+                                outputs=outputs)
+  # (latent_diagnostics is left out: it re-reads the train split.)
+  for family in (clustering, reconstruction, generation, cluster_agreement, disentanglement):
+    result = family.scores(context)
+    assert set(result) <= set(family.KEYS), family.__name__
+    for key, value in result.items():   # The same numbers as the composed evaluation.
+      assert value == scores[key], key
+  # MNIST's applicable families write all of their keys; it has no factors.
+  assert set(generation.scores(context)) == set(generation.KEYS)
+  assert set(clustering.scores(context)) == set(clustering.KEYS)
+  assert disentanglement.scores(context) == {}
+
+
+def _family(name, keys, result):
+  return types.SimpleNamespace(__name__=name, KEYS=keys, scores=lambda context: result)
+
+
+def test_a_new_score_is_a_new_family():
+  families = (_family('a', ('x', 'y'), {'y': 2.0}), _family('b', ('z',), {'z': 3.0}))
+  assert evaluation.family_scores(None, families) == {'y': 2.0, 'z': 3.0}
+  assert evaluation._checkpoint_metric_keys(families) == ('step', 'x', 'y', 'z')  # pylint: disable=protected-access
+
+
+def test_a_family_writing_an_undeclared_key_is_an_error():
+  with pytest.raises(ValueError, match=r"family wrong wrote \['w'\]"):
+    evaluation.family_scores(None, (_family('wrong', ('x',), {'x': 1.0, 'w': 2.0}),))
+  with pytest.raises(ValueError, match='share the eval.json keys'):
+    evaluation._checkpoint_metric_keys(  # pylint: disable=protected-access
+        (_family('a', ('x',), {}), _family('b', ('x',), {})))
+
+
+def test_a_labelled_dataset_other_than_mnist_gets_generation_scores(setup, tmp_path):
+  """Fashion-MNIST trains and caches its own classifier; nothing generation-related is null."""
+  _, mesh, state, _, _ = setup
+  config = mnist.get_config('smoke')   # Same 32x32x1 model, so the smoke state fits.
+  config.dataset.name = 'fashion_mnist'
+  config.dataset.resize = 'pad'
+  config.dataset.data_dir = str(tmp_path)
+  config.eval_latent_diagnostics = False
+  with tfds.testing.mock_data(num_examples=NUM_MOCK, policy=tfds.testing.MockPolicy.USE_CODE):
+    clf = classifier_lib.get_or_train_classifier(config, num_steps=2)
+    scores = evaluation.evaluate_checkpoint_metrics(state, config, mesh, classifier=clf)
+  assert clf.directory.startswith(str(tmp_path / 'lgae_classifiers' / 'fashion_mnist_'))
+  for key in clustering.KEYS + generation.KEYS + reconstruction.KEYS:
+    assert scores[key] is not None and math.isfinite(scores[key]), key
+  assert 0.0 <= scores['generated_label_accuracy'] <= 100.0

@@ -23,7 +23,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_import_applies_settings_and_is_idempotent():
-  out = _run('import lgae; from lgae import host_memory as h; '
+  out = _run('import lgae; from lgae.core import host_memory as h; '
              'print(h.is_applied(), h.keep_freed_memory(), h.is_applied())')
   assert out.stdout.split() == ['True', 'True', 'True']
   assert 'imported after JAX' not in out.stderr
@@ -53,7 +53,7 @@ def test_big_freed_block_stays_in_the_heap():
 
 
 def test_opt_out_leaves_malloc_alone():
-  out = _run('import lgae; from lgae import host_memory as h; print(h.is_applied())',
+  out = _run('import lgae; from lgae.core import host_memory as h; print(h.is_applied())',
              LGAE_TUNE_MALLOC='0')
   assert out.stdout.split() == ['False']
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from configs import celeba, chairs, mnist
-from lgae.nets import conv, fast_conv
+from lgae.nets import conv as conv_lib
+from lgae.nets import fast_conv
 from lgae.core import state as state_lib
 import flax.linen as nn
 from lgae.methods.latentgan_ae import networks
@@ -339,7 +340,7 @@ class _JitDecoder:
   """A small Decoder whose apply is jitted (one compile instead of op-by-op)."""
 
   def __init__(self):
-    self._module = conv.Decoder(upsample=(4, 2), features=(6,), out_channels=2)
+    self._module = conv_lib.Decoder(upsample=(4, 2), features=(6,), out_channels=2)
     self._apply = jax.jit(self._module.apply, static_argnames=('train', 'mutable'))
 
   def apply(self, variables, z, *, train, mutable=False):
@@ -459,7 +460,7 @@ class _AsConv(nn.Module):
 ])
 def test_upsample_conv_equals_upsample_then_conv(hw, cin, cout, factor, kernel, bias):
   x = jax.random.normal(jax.random.PRNGKey(7), (2, *hw, cin))
-  fast = _AsConv(functools.partial(conv.UpsampleConv, cout, factor, kernel, use_bias=bias))
+  fast = _AsConv(functools.partial(conv_lib.UpsampleConv, cout, factor, kernel, use_bias=bias))
   reference = _AsConv(
       functools.partial(nn.Conv, cout, (kernel, kernel), padding='SAME', use_bias=bias),
       preprocess=functools.partial(fast_conv.upsample_bilinear, factor=factor))
@@ -478,7 +479,7 @@ def test_upsample_conv_equals_upsample_then_conv(hw, cin, cout, factor, kernel, 
 def test_strided_conv_equals_nn_conv(hw, cin, cout, kernel, stride):
   x = jax.random.normal(jax.random.PRNGKey(3), (2, *hw, cin))
   pad = (kernel - stride) // 2
-  fast = _AsConv(functools.partial(conv.StridedConv, cout, kernel, stride))
+  fast = _AsConv(functools.partial(conv_lib.StridedConv, cout, kernel, stride))
   reference = _AsConv(functools.partial(nn.Conv, cout, (kernel, kernel), strides=stride,
                                         padding=pad))
   (out, grads), (ref_out, ref_grads) = _params_and_grads(fast, reference, x)

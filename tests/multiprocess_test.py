@@ -257,7 +257,7 @@ def test_processes_of_one_run_share_the_workdir_but_a_second_run_is_refused(tmp_
     for index in (0, 1):
       # ... but the same index of another run is (as another process would be).
       probe = subprocess.run(
-          [sys.executable, '-c', 'import sys; from lgae import workdir as w\n'
+          [sys.executable, '-c', 'import sys; from lgae.core import workdir as w\n'
            f'with w.hold({workdir!r}, {index}): pass'],
           cwd=REPO, capture_output=True, text=True, check=False)
       assert probe.returncode != 0 and 'is in use by another run' in probe.stderr, index

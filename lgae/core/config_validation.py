@@ -347,7 +347,7 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
   try:
     return flag_values(list(argv))
   except flags.Error as e:
-    _usage_error(str(e))
+    _usage_error(_without_traceback(str(e)))
   except (SyntaxError, ImportError, NameError, TypeError) as e:
     # A config file that exists but does not run (config_flags executes it
     # while parsing): name the file and line, not the loader's traceback.
@@ -355,10 +355,30 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
     _usage_error(f'the --config file cannot be loaded{where}: {type(e).__name__}: '
                  f'{e.msg if isinstance(e, SyntaxError) else e}')
   except (AttributeError, KeyError) as e:
+    if "has no attribute 'get_config'" in str(e):
+      _usage_error('the --config file has no get_config(); give a config file such as '
+                   'configs/mnist.py (a variant: configs/mnist.py:best).')
     message = _unknown_override_message(argv, e)
     if message is None:  # Not an override we can point at: a real bug, keep the traceback.
       raise
     _usage_error(message)
+
+
+def _without_traceback(message: str) -> str:
+  """A flags error in one line: a config file's exception keeps its last line only.
+
+  config_flags reports an exception raised while running the --config file
+  (e.g. an unknown variant, `configs/mnist.py:bset`) with the whole traceback
+  inside the flag error's text.
+  """
+  if 'Traceback (most recent call last)' not in message:
+    return message
+  head = message.split('Traceback (most recent call last)', 1)[0].strip().rstrip(':')
+  last = [line.strip() for line in message.strip().splitlines() if line.strip()][-1]
+  if "has no attribute 'get_config'" in last:
+    last = ('the file has no get_config(); give a config file such as configs/mnist.py '
+            '(a variant: configs/mnist.py:best)')
+  return f'{head}: {last}'
 
 
 def _unknown_override_message(argv: Sequence[str], error: Exception) -> str | None:

@@ -1,13 +1,22 @@
-"""A small MNIST classifier that lgae trains itself, for generation metrics.
+"""A small classifier per labelled dataset that lgae trains itself, for generation metrics.
 
-The Frechet distance and the label accuracy of generated digits need a fixed
+The Frechet distance and the label accuracy of generated images need a fixed
 feature extractor. Following TF-GAN's MNIST convention (its
 `mnist_frechet_distance` uses a small CNN trained on MNIST, not Inception), we
-train a 2-conv + 2-dense network once on the train split and cache it next to
-the data, in `<tfds data dir>/lgae_classifiers/<dataset>_<hash>/`, where the
-hash covers everything the weights depend on (architecture, training recipe,
-input layout). Every run and every evaluation then scores against the very
-same network.
+train a small CNN (convs + 2 dense layers) once on the dataset's train split
+and cache it next to the data, in
+`<tfds data dir>/lgae_classifiers/<dataset>_<hash>/`, where the hash covers
+everything the weights depend on (architecture, training recipe, input
+layout). Every run and every evaluation then scores against the very same
+network.
+
+Every dataset with class labels (a tfds ClassLabel `label` feature) has a
+recipe (`recipe_for`): its own entry in `RECIPES` (MNIST's, fixed since its
+classifier was first cached), else `default_recipe`, derived from the image
+size, the channels and the number of classes. For 32x32 grey images in 10
+classes (Fashion-MNIST, KMNIST) that is MNIST's network and training. Scores
+are comparable between runs on one dataset (one classifier), not between
+datasets nor with published Inception-based FIDs.
 
 Inputs are exactly lgae's model inputs (NHWC in [-1, 1], MNIST padded to
 32x32x1), read with `lgae.data.input_pipeline`, so the classifier sees real and
@@ -86,9 +95,51 @@ class Recipe:
   test_split: str = 'test'
 
 
-# Datasets with class labels and a classifier recipe. Others (celeb_a,
-# rendered_chairs) have no classes in our pipeline: no generation metrics.
+# Recipes of their own; every other dataset with class labels gets
+# `default_recipe`. MNIST's must never change: its cache key (every field) names
+# the classifier cached in existing data dirs, and the thresholds of
+# tests/real_mnist_classifier_test.py were measured on it.
 RECIPES: dict[str, Recipe] = {'mnist': Recipe()}
+
+# `default_recipe`: convolutions halve the image until it is at most this wide.
+_DEFAULT_MIN_SIDE = 8
+# Output channels of the first conv (doubling per conv, capped) for grey and
+# for colour images: natural colour images need more filters than strokes.
+_DEFAULT_CONV_WIDTH = {1: 32, 3: 64}
+_DEFAULT_MAX_CONV_WIDTH = 256
+# Passes over the train split for grey and for colour images.
+_DEFAULT_EPOCHS = {1: 2, 3: 10}
+
+
+def default_recipe(image_size: int, channels: int, num_classes: int, *,
+                   train_split: str = 'train', test_split: str = 'test') -> Recipe:
+  """The recipe of a labelled dataset without one of its own in `RECIPES`.
+
+  One 3x3 conv (+ 2x2 max pooling) per halving of the image down to at most
+  8 pixels a side (32 -> 2 convs, 64 -> 3), starting at 32 channels for grey
+  and 64 for colour images and doubling per conv (at most 256); 128 features;
+  2 epochs for grey, 10 for colour images; MNIST's batch size, learning rate,
+  seed and shuffle buffer. For 32x32 grey images in 10 classes this is exactly
+  MNIST's recipe (`Recipe()`), so Fashion-MNIST and KMNIST get MNIST's network.
+
+  Args:
+    image_size: the model inputs' side (`config.dataset.image_size`).
+    channels: 1 (grey) or 3 (colour).
+    num_classes: the number of labels.
+    train_split: the tfds split the classifier trains on.
+    test_split: the tfds split its test accuracy is measured on.
+  """
+  if image_size < 1 or channels not in _DEFAULT_CONV_WIDTH or num_classes < 2:
+    raise ValueError(f'No default classifier recipe for {image_size}x{image_size}x{channels} '
+                     f'images in {num_classes} classes.')
+  num_convs, side = 0, image_size
+  while num_convs == 0 or side > _DEFAULT_MIN_SIDE:
+    side, num_convs = side // 2, num_convs + 1
+  width = _DEFAULT_CONV_WIDTH[channels]
+  conv_features = tuple(min(width * 2**i, _DEFAULT_MAX_CONV_WIDTH) for i in range(num_convs))
+  return Recipe(conv_features=conv_features, num_classes=num_classes,
+                num_epochs=_DEFAULT_EPOCHS[channels], train_split=train_split,
+                test_split=test_split)
 
 
 class CNN(nn.Module):
@@ -153,8 +204,19 @@ class Classifier:
 
 
 def recipe_for(config: ml_collections.ConfigDict) -> Recipe | None:
-  """The classifier recipe of `config`'s dataset, or None if it has none."""
-  return RECIPES.get(config.dataset.name)
+  """The classifier recipe of `config`'s dataset; None if it has no class labels.
+
+  `RECIPES[name]` where there is one, else `default_recipe` of the config's
+  image layout, the dataset's number of classes (from its tfds features; no
+  data is read) and the config's train and eval splits.
+  """
+  recipe = RECIPES.get(config.dataset.name)
+  if recipe is not None or not input_pipeline.has_class_labels(config):
+    return recipe
+  num_classes = input_pipeline.dataset_features(config)['label'].num_classes
+  return default_recipe(int(config.dataset.image_size), int(config.dataset.channels),
+                        int(num_classes), train_split=config.dataset.train_split,
+                        test_split=config.dataset.eval_split)
 
 
 def _data_config(config: ml_collections.ConfigDict, recipe: Recipe) -> ml_collections.ConfigDict:
@@ -335,7 +397,7 @@ def get_or_train_classifier(config: ml_collections.ConfigDict, cache_dir: str | 
       cache.
 
   Returns:
-    The classifier, or None if the dataset has no labels / no recipe.
+    The classifier, or None if the dataset has no class labels.
 
   Raises:
     input_pipeline.DataNotFoundError: the dataset is not prepared.

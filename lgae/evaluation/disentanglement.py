@@ -48,7 +48,13 @@ the code size).
 Every function validates its inputs and raises `ValueError` with a message naming the
 offending argument: a silently broadcast shape or a constant factor would otherwise give
 a plausible-looking but meaningless number in a paper table.
+
+The module is also the evaluation's disentanglement score family (`KEYS`, `scores`; see
+`lgae.evaluation.outputs`): for datasets with ground-truth factors, `representation_scores`
+of the method's representation of the eval split against its factors.
 """
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.special
@@ -56,6 +62,9 @@ import sklearn.ensemble
 import sklearn.linear_model
 import sklearn.metrics
 import sklearn.svm
+
+if TYPE_CHECKING:  # Only for the annotation of `scores`: the cores need no JAX.
+  from lgae.evaluation import outputs as outputs_lib
 
 # Floats per gathered block of [examples, batch, dims] codes in the sampling metrics:
 # 2**22 float64 values is 32 MB, so the published 10000 x 64 draws never need 5 GB at once.
@@ -660,3 +669,43 @@ def all_scores(representations: np.ndarray, factors: np.ndarray, rng: np.random.
       **dci(representations, factors, dci_rng, num_train=num_train, num_test=num_eval),
       **sap_score(representations, factors, sap_rng, num_train=num_train, num_test=num_eval),
   }
+
+
+# -----------------------------------------------------------------------------
+# The evaluation's score family.
+# -----------------------------------------------------------------------------
+
+# The keys of `all_scores`, in the order eval.json writes them.
+KEYS = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disentanglement',
+        'dci_completeness', 'dci_informativeness', 'sap')
+
+
+def representation_scores(z: np.ndarray, factors: np.ndarray, seed: int) -> dict[str, float]:
+  """The five disentanglement metrics (seven keys) of a representation against the factors.
+
+  In an evaluation the representation is the method's z (`Method.eval_outputs`;
+  for the LatentGAN-AE the encoder's latent Enc(x), the paper's "disentangled
+  latent distribution" that G models). Rows are the eval split's, which for
+  dSprites is a uniform sample of the factor grid (the module docstring explains
+  what that changes). The published protocols' sizes (10000 train / 5000 eval)
+  are used when the split has 15000 points or more, otherwise scaled down to 2/3
+  and 1/3 of it (smoke runs); factors constant over the split (a tiny split) are
+  dropped, and with no factor left, or too few rows, the result is {}.
+  """
+  varying = np.array([len(np.unique(factors[:, i])) > 1 for i in range(factors.shape[1])])
+  factors = factors[:, varying]
+  n = len(z)
+  num_train, num_eval = (10000, 5000) if n >= 15000 else (max(2 * n // 3, 1), max(n // 3, 1))
+  if factors.shape[1] == 0 or num_train + num_eval > n:
+    return {}
+  return all_scores(
+      z, factors, np.random.default_rng(seed), num_train=num_train, num_eval=num_eval,
+      num_variance_estimate=min(10000, n))
+
+
+def scores(context: 'outputs_lib.Context') -> dict[str, float]:
+  """`representation_scores` of the eval split where the dataset has factors, else {}."""
+  outputs = context.outputs
+  if 'factors' not in outputs:
+    return {}
+  return representation_scores(outputs['z'], outputs['factors'], context.config.seed)

@@ -74,7 +74,8 @@ def settings_table(runs_by_setting: dict[str, Sequence[dict]], keys: Sequence[st
 
 
 # Scores computed without the labels, so choosing among runs by them is model selection a user
-# without labels can do (README "Seed robustness"); higher is better for each.
+# without labels can do (experiments/docs/research_log.md, "Seed robustness"); higher is better
+# for each.
 LABEL_FREE_SELECTION_KEYS = ('cluster_neighbour_agreement',)
 
 
