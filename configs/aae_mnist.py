@@ -21,7 +21,6 @@ Usage:
 """
 
 from configs import common
-from lgae.methods import aae
 
 
 # Width of the style z (config.codes.noise_dim). The paper does not state it
@@ -33,67 +32,54 @@ _STYLE_DIM = 5
 
 def get_config(variant: str = 'k16'):
   """Returns the AAE MNIST config: 'k16' (paper row), 'k32' or 'smoke' (tests)."""
+  if variant not in ('k16', 'k32', 'smoke'):
+    raise ValueError(f"Unknown AAE MNIST config variant {variant!r}; use 'k16', 'k32' or "
+                     "'smoke'.")
+  # config.model: the AAE's networks (`lgae.methods.aae`) at their defaults,
+  # the paper's, but for the cluster logits' BatchNorm below.
   config = common.get_base_config('aae')
   common.use_padded_mnist(config)
-
-  # config.model: the AAE's own networks (encoder/decoder/discriminator widths,
-  # adversarial weight), at their defaults (`lgae.methods.aae`).
 
   # Codes: noise = the style z ~ N(0, I), one Cat(K) = the cluster y, no U
   # codes; `generate` decodes [style, one-hot y].
   num_clusters = 32 if variant == 'k32' else 16
-  config.codes.noise_dim = _STYLE_DIM
-  config.codes.categorical = (num_clusters,)
-  config.codes.num_continuous = 0
-  config.codes.generator_input_dim = _STYLE_DIM + num_clusters
+  config.codes.update(noise_dim=_STYLE_DIM, categorical=(num_clusters,), num_continuous=0,
+                      generator_input_dim=_STYLE_DIM + num_clusters)
 
   # Not in the paper: BatchNorm on the cluster logits. Without it the cluster
   # head collapses on MNIST (every image on one saturated vertex of the
   # simplex within ~200 updates, whatever the phase split, warm-up or learning
-  # rates tried; README "Baselines on MNIST" and
-  # experiments/results/mnist/comparison_1206/HYPOTHESES.md). Set it to 'none'
+  # rates tried; experiments/docs/comparisons.md, MNIST). Set it to 'none'
   # for the paper's head.
   config.model.cluster_logits_norm = 'batch_norm'
 
-  # Plain GAN targets for both discriminators (the paper mentions no label noise).
-  config.loss.real_label = 1.0
-  config.loss.fake_label = 0.0
-  config.loss.label_flip_prob = 0.0
-
-  # The paper trains with SGD + momentum (0.9), with separate learning rates
-  # for the reconstruction and the regularisation phases, decayed during
-  # training. We use Adam for all three networks, as the rest of lgae does
-  # (one optimiser per network and one combined step per batch; the phases'
-  # relative size is config.model.adversarial_weight instead): Adam with
-  # b1 = 0.5 is the usual stable choice for adversarial training, and 1e-4
-  # rather than lgae's 2e-4 because these 3000-wide MLPs (42M parameters:
-  # 24M encoder+decoder, 9M per discriminator) are ~10x the LatentGAN-AE's.
-  # Not paper values.
+  # Both discriminators keep lgae's default plain 1/0 GAN targets (the paper
+  # mentions no label noise). The paper trains with SGD + momentum (0.9),
+  # with separate learning rates for the reconstruction and the
+  # regularisation phases, decayed during training. We use Adam for all
+  # three networks, as the rest of lgae does (one optimiser per network and
+  # one combined step per batch; the phases' relative size is
+  # config.model.adversarial_weight instead): Adam with b1 = 0.5 is the usual
+  # stable choice for adversarial training, and 1e-4 rather than lgae's 2e-4
+  # because these 3000-wide MLPs (42M parameters: 24M encoder+decoder, 9M per
+  # discriminator) are ~10x the LatentGAN-AE's. Not paper values. b1 0.5, b2
+  # 0.9 and one optimiser setting for every network are lgae's defaults.
   config.optimizer.learning_rate = 1e-4
-  config.optimizer.b1 = 0.5
-  config.optimizer.b2 = 0.9
-  config.optimizer.disc_learning_rate = 0.0   # shared with the autoencoder.
-  config.optimizer.disc_b1 = -1.0
 
   # 100: we did not find the paper's batch size for this experiment; 100 is
   # the customary MNIST one of its time, and 60000 / 100 = 600 whole steps per
   # epoch (no remainder dropped; 128 would drop 96 images an epoch).
-  config.batch_size = 100
   # CPU budget: a k16 step measured ~1.7 s on 2 busy, shared CPU cores (the
   # 3000-wide layers dominate), i.e. ~17 minutes per epoch. The paper trains
   # for far longer; 20 epochs (12000 steps, ~6 CPU hours) is our cut, so
   # expect a higher error than the paper's until it is run longer (raise
-  # num_epochs on faster hardware).
-  config.num_epochs = 20
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 1200        # every 2 epochs (~35 CPU minutes).
-  config.eval_every_steps = 3000              # every 5 epochs.
+  # num_epochs on faster hardware). Checkpoints every 2 epochs (~35 CPU
+  # minutes), evaluation every 5.
+  config.update(batch_size=100, num_epochs=20, log_every_steps=100, checkpoint_every_steps=1200,
+                eval_every_steps=3000)
 
   if variant == 'smoke':
     apply_smoke(config)
-  elif variant not in ('k16', 'k32'):
-    raise ValueError(f"Unknown AAE MNIST config variant {variant!r}; use 'k16', 'k32' or "
-                     "'smoke'.")
   return config
 
 
@@ -103,8 +89,7 @@ def apply_smoke(config):
   Mirrors `configs.mnist.apply_smoke` for the fields both have; the MLP widths
   are the AAE's own.
   """
-  config.model.encoder_hidden = (32, 32)
-  config.model.decoder_hidden = (32, 32)
-  config.model.discriminator_hidden = (32, 32)
+  config.model.update(encoder_hidden=(32, 32), decoder_hidden=(32, 32),
+                      discriminator_hidden=(32, 32))
   common.shrink_schedule_for_smoke(config)
 

@@ -22,8 +22,8 @@ Where we differ or they are silent (our choices):
   use lgae's conv encoder and decoder with the widths of configs/dsprites.py
   (the LatentGAN-AE paper's 64x64 table), so that every lgae method on
   dSprites has the same networks. The decoder gets a linear fc(256) before
-  its relu (`beta_vae.ConvAutoencoder` says why); the table's decoder starts
-  with that relu.
+  its relu (`lgae.nets.conv_vae.ConvAutoencoder` says why); the table's
+  decoder starts with that relu.
 * beta: 4 in 'paper', the value the beta-VAE paper reports for dSprites (as
   far as we recall, with a 10-d latent); Rubenstein et al. sweep beta in
   {1, 3, 10, 20, 30, 40, 50, 75, 100} and do not say which one scored 85.4 %.
@@ -50,60 +50,46 @@ import ml_collections
 
 from configs import common, dsprites
 from lgae.methods import beta_vae
+from lgae.nets import conv_vae
 
 # z width: Rubenstein et al.'s "latent space dimension of 16" for dSprites.
 Z_DIM = 16
 
 
-def vae_like_dsprites_config(model: ml_collections.ConfigDict, model_name: str,
-                             table: str = 'paper') -> ml_collections.ConfigDict:
+def vae_like_dsprites_config(model_name: str, table: str = 'paper') -> ml_collections.ConfigDict:
   """configs/dsprites.py's dataset, networks and schedule for a conv VAE-like method.
 
-  Shared by the beta-VAE and WAE configs. Takes the method's `model_config()`
-  (`model`), copies the encoder/decoder geometry of configs/dsprites.py's
-  variant `table` ('paper': the 64x64 table; 'cpu': its CPU widths) into it
-  and sets the code layout to z alone (noise_dim = Z_DIM, no Cat, no U
-  codes), the optimiser, batch and length described in this module's
-  docstring.
+  Shared by the beta-VAE and WAE configs. Gives `model_name`'s config the
+  encoder/decoder geometry of configs/dsprites.py's variant `table` ('paper':
+  the 64x64 table; 'cpu': its CPU widths), the code layout z alone
+  (noise_dim = Z_DIM, no Cat, no U codes), and the optimiser, batch and
+  length described in this module's docstring.
   """
   config = dsprites.get_config(table)
-  table = config.model
+  networks = config.model
   config = common.for_method(config, model_name)
-  config.model = model
-  for name in beta_vae.CONV_AUTOENCODER_FIELDS:
-    config.model[name] = table[name]
+  for name in conv_vae.CONV_AUTOENCODER_FIELDS:
+    config.model[name] = networks[name]
   config.model.latent_dim = Z_DIM
-
   # generate() decodes prior draws of z: the layout is z alone.
-  config.codes.noise_dim = Z_DIM
-  config.codes.noise = 'normal'
-  config.codes.categorical = ()
-  config.codes.num_continuous = 0
-  config.codes.generator_input_dim = Z_DIM
-
-  # LatentGAN-AE terms these methods do not have (validated to be 0).
-  config.loss.encoder_adversarial_weight = 0.0
-  config.loss.encoder_entropy_weight = 0.0
-  config.loss.neighbour_weight = 0.0
-  config.loss.teacher_weight = 0.0
-  config.schedule = 'joint'
-
+  config.codes.update(noise_dim=Z_DIM, noise='normal', categorical=(), num_continuous=0,
+                      generator_input_dim=Z_DIM)
   # The WAE paper's MNIST Adam, for both methods (module docstring).
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.b1 = 0.5
-  config.optimizer.b2 = 0.999
-  config.optimizer.disc_learning_rate = 0.0
-  config.optimizer.disc_b1 = -1.0
-
-  config.batch_size = 64
-  config.num_train_steps = 20_000
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2_000
-  config.eval_every_steps = 5_000
-  config.eval_generation = False          # lgae's cached classifier is MNIST's.
-  # They score a latent GAN's G and Cat-code clusterings: neither exists here.
-  config.eval_latent_diagnostics = False
+  config.optimizer.update(learning_rate=1e-3, b1=0.5, b2=0.999)
+  apply_schedule(config)
   return config
+
+
+def apply_schedule(config: ml_collections.ConfigDict) -> None:
+  """Batch 64 for 20,000 steps (module docstring) and what evaluation scores on dSprites.
+
+  Neither lgae's cached classifier (MNIST's) nor the latent diagnostics (a
+  latent-space G's fit and clusterings scored against class labels) apply:
+  dSprites has no class label.
+  """
+  config.update(batch_size=64, num_train_steps=20_000, log_every_steps=100,
+                checkpoint_every_steps=2_000, eval_every_steps=5_000, eval_generation=False,
+                eval_latent_diagnostics=False)
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
@@ -122,8 +108,7 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   if variant not in ('paper', 'cpu', 'smoke'):
     raise ValueError(f"Unknown beta-VAE dSprites config variant {variant!r}; use 'paper', "
                      "'cpu' or 'smoke'.")
-  config = vae_like_dsprites_config(beta_vae.BetaVAE().model_config(), beta_vae.BetaVAE.name,
-                                    'cpu' if variant == 'cpu' else 'paper')
+  config = vae_like_dsprites_config(beta_vae.BetaVAE.name, 'cpu' if variant == 'cpu' else 'paper')
   config.model.beta = 4.0
   config.model.reconstruction = 'bernoulli'   # binary images; Rubenstein et al.'s loss.
   if variant == 'smoke':

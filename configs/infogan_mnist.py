@@ -19,62 +19,54 @@ Usage:
 """
 
 from configs import common
-from lgae.methods import infogan
 
 
 def get_config(variant: str = 'paper'):
   """Returns the InfoGAN MNIST config; `variant='smoke'` shrinks it for tests."""
+  if variant not in ('paper', 'smoke'):
+    raise ValueError(f"Unknown InfoGAN MNIST config variant {variant!r}; use 'paper' or "
+                     "'smoke'.")
   config = common.get_base_config('infogan')
   common.use_padded_mnist(config)
-
 
   # G input 74 = 62 noise + Cat(10) + 2 x U(-1, 1) (the paper's MNIST codes).
   # The reference code draws its 62 noise dims from U(-1, 1), as here (with
   # N(0, I) noise, Q learnt the Cat code far more slowly in a small test run:
   # the one-hot code is then a smaller part of G's input).
-  config.codes.noise_dim = 62
-  config.codes.noise = 'uniform'
-  config.codes.categorical = (10,)
-  config.codes.num_continuous = 2
-  config.codes.generator_input_dim = 74
+  config.codes.update(noise_dim=62, noise='uniform', categorical=(10,), num_continuous=2,
+                      generator_input_dim=74)
 
   # The paper (Sec. 5) sets lambda to 1 for discrete codes and says a smaller
   # lambda is typically used for continuous ones, to keep lambda * L_I (a
   # differential entropy) on the GAN loss's scale; its MNIST reference run
   # (info_reg_coeff=1.0) uses 1 for both, with Q's Gaussians at fixed unit
   # variance, as here.
-  config.loss.lambda_disc = 1.0
-  config.loss.lambda_cont = 1.0
-
-  # The paper's MNIST optimisers: Adam, lr 1e-3 for G and 2e-4 for D/Q, beta1
-  # 0.5; beta2 0.999 is the reference code's (TensorFlow's default), not
-  # common's 0.9.
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.disc_learning_rate = 2e-4
-  config.optimizer.b1 = 0.5
-  config.optimizer.b2 = 0.999
+  config.loss.update(lambda_disc=1.0, lambda_cont=1.0)
+  apply_optimizer(config)
 
   # The reference code's MNIST run: batch 128, 50 "epochs" of 100 updates
   # (5,000 updates). Ours are 50 full passes (468 steps each, 23,400 steps),
-  # a larger budget than the reference's: our choice.
-  config.batch_size = 128
-  config.num_epochs = 50
-  config.eval_every_steps = 2340          # every 5 epochs.
-  config.checkpoint_every_steps = 2340
+  # a larger budget than the reference's: our choice. Evaluated and
+  # checkpointed every 5 epochs.
+  config.update(batch_size=128, num_epochs=50, eval_every_steps=2340,
+                checkpoint_every_steps=2340)
 
   if variant == 'smoke':
     apply_smoke(config)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown InfoGAN MNIST config variant {variant!r}; use 'paper' or "
-                     "'smoke'.")
   return config
+
+
+def apply_optimizer(config):
+  """The paper's MNIST optimisers: Adam, lr 1e-3 for G and 2e-4 for D/Q, beta1 0.5.
+
+  beta2 0.999 is the reference code's (TensorFlow's default), not lgae's
+  default 0.9.
+  """
+  config.optimizer.update(learning_rate=1e-3, disc_learning_rate=2e-4, b1=0.5, b2=0.999)
 
 
 def apply_smoke(config):
   """Shrinks the config to seconds-long runs: same structure, small widths."""
-  config.model.generator_fc = 32
-  config.model.generator_features = (16, 8)
-  config.model.discriminator_features = (8, 16)
-  config.model.discriminator_fc = 32
-  config.model.q_hidden = 16
+  config.model.update(generator_fc=32, generator_features=(16, 8), discriminator_features=(8, 16),
+                      discriminator_fc=32, q_hidden=16)
   common.shrink_schedule_for_smoke(config)

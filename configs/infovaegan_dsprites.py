@@ -31,21 +31,21 @@ disentanglement metrics) of z = [posterior means of c, posterior probabilities
 of s] against the factors; the paper's 0.81 is its Table 2 number.
 
 Variant 'cpu': configs/dsprites.py's CPU protocol (batch 64, 3,000 updates,
-the README's "dSprites (procedural)" table) at widths a 2-core CPU trains
+the dSprites table of experiments/docs/comparisons.md) at widths a 2-core CPU trains
 (~10x fewer FLOPs per step than the table above): conv widths 32, 32, 64, 64
 (disentanglement_lib's dSprites encoder, as the other methods' 'cpu'
 variants), G 64, 64, 32, 32 from a 4x4x64 map, fc widths 256 (E, D, G) and
 E's hidden 128 kept. Codes, noise, likelihood and optimiser as above: the
 scored representation stays the paper's 10 variables (the other methods'
 'cpu' representations are 16-d). One departure from Eq. (30), found by the
-probes in experiments/results/dsprites/cpu_1206/HYPOTHESES.md: its
-continuous half uses InfoGAN's unit variance (`model.mi_variance='unit'`)
-at weight lambda_cont = 0.1. With Eq. (30) as written (E's learned
-variance, weight 1) G draws pixel noise that E reads the 7 codes from, and
-so it does with unit variance at weight 1, learned variance at 0.1, or 4 U
-codes (probes P3, P6, P7); without the continuous term, or with this
-bounded one (P8), it draws sprites -- though with it G collapsed after
-~1,500 updates on 2 of 3 seeds (README, dSprites table).
+probes of experiments/docs/comparisons.md (dSprites; each one's record in
+experiments/results/dsprites/cpu_1206/HYPOTHESES.md): its continuous half
+uses InfoGAN's unit variance (`model.mi_variance='unit'`) at weight
+lambda_cont = 0.1. With Eq. (30) as written (E's learned variance, weight 1)
+G draws pixel noise that E reads the 7 codes from, and so it does with unit
+variance at weight 1, learned variance at 0.1, or 4 U codes; without the
+continuous term, or with this bounded one, it draws sprites -- though with
+it G collapsed after ~1,500 updates on 2 of 3 seeds.
 
 Usage:
   python -m experiments.main --config=configs/infovaegan_dsprites.py --workdir=/tmp/ivg_dsprites
@@ -55,14 +55,16 @@ Usage:
 
 import ml_collections
 
-from configs import common, dsprites, infovaegan_mnist
-from lgae.methods import infovaegan
+from configs import beta_vae_dsprites, common, dsprites, infogan_mnist, infovaegan_mnist
 
 
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
-  """Returns the InfoVAEGAN dSprites config; `variant='smoke'` shrinks it for tests."""
-  config = dsprites.get_config('paper')     # the dataset fields (64x64 binary, 98/2 % split).
-  config = common.for_method(config, 'infovaegan')
+  """Returns the InfoVAEGAN dSprites config: 'paper', 'cpu' or 'smoke' (tests)."""
+  if variant not in ('paper', 'cpu', 'smoke'):
+    raise ValueError(f"Unknown InfoVAEGAN dSprites config variant {variant!r}; use 'paper', "
+                     "'cpu' or 'smoke'.")
+  # The dataset fields (64x64 binary, 98/2 % split) of configs/dsprites.py.
+  config = common.for_method(dsprites.get_config('paper'), 'infovaegan')
   m = config.model
   # One stride-2 layer per doubling from 4x4 (table above).
   m.generator_features = (256, 128, 64, 32)
@@ -71,35 +73,12 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   m.reconstruction = 'bernoulli'
 
   # G input 18 = 8 noise + Cat(3) + 7 x U(-1, 1) (table above).
-  config.codes.noise_dim = 8
-  config.codes.noise = 'normal'
-  config.codes.categorical = (3,)
-  config.codes.num_continuous = 7
-  config.codes.generator_input_dim = 18
-
-  config.loss.lambda_disc = 1.0
-  config.loss.lambda_cont = 1.0
-  # LatentGAN-AE terms InfoVAEGAN does not have (validated to be 0).
-  config.loss.encoder_adversarial_weight = 0.0
-  config.loss.encoder_entropy_weight = 0.0
-  config.loss.neighbour_weight = 0.0
-  config.loss.teacher_weight = 0.0
-  config.schedule = 'joint'
-
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.disc_learning_rate = 2e-4
-  config.optimizer.b1 = 0.5
-  config.optimizer.b2 = 0.999
-  config.optimizer.disc_b1 = -1.0
-
-  config.batch_size = 64
-  config.num_train_steps = 20_000
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2_000
-  config.eval_every_steps = 5_000
-  config.eval_generation = False          # lgae's cached classifier is MNIST's.
-  # dSprites has no class label: no clustering ceiling, and there is no latent G.
-  config.eval_latent_diagnostics = False
+  config.codes.update(noise_dim=8, noise='normal', categorical=(3,), num_continuous=7,
+                      generator_input_dim=18)
+  config.loss.update(lambda_disc=1.0, lambda_cont=1.0)
+  infogan_mnist.apply_optimizer(config)
+  # The dSprites beta-VAE's batch, length and scores (configs/beta_vae_dsprites.py).
+  beta_vae_dsprites.apply_schedule(config)
 
   if variant == 'cpu':
     m.generator_features = (64, 64, 32, 32)
@@ -108,7 +87,7 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
     m.generator_fc = 256
     m.encoder_fc = 256
     m.discriminator_fc = 256
-    # Not Eq. (30): a bounded continuous MI term (docstring; probe P8).
+    # Not Eq. (30): a bounded continuous MI term (docstring).
     m.mi_variance = 'unit'
     config.loss.lambda_cont = 0.1
     dsprites.apply_cpu_schedule(config)
@@ -117,8 +96,4 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
     m.generator_features = (16, 8, 8, 8)
     m.encoder_features = (8, 8, 8, 16)
     m.discriminator_features = (8, 8, 8, 16)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown InfoVAEGAN dSprites config variant {variant!r}; use 'paper', "
-                     "'cpu' or 'smoke'.")
   return config
-

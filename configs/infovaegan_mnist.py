@@ -34,7 +34,7 @@ InfoGAN's MNIST run uses 1 for both); the Bernoulli likelihood of L_VAE;
 encoder_gan_weight = 1 (Eq. 16; Eq. 29 would give E no adversarial signal);
 D sees straight-through one-hot s for real images; E uses G's Adam.
 
-Variant 'cpu' (the README's shortened MNIST comparison; not the paper's
+Variant 'cpu' (the shortened MNIST comparison of experiments/docs/comparisons.md; not the paper's
 networks): every width halved -- G fc 512 to an 8x8x64 map, uc-o32; E and
 D convs 32, 64, fc 512, E's hidden 64 -- which is ~1/4 of the FLOPs
 (95 -> 24 GFLOP per batch of 128, XLA's count), and InfoGAN's shortened length in that
@@ -46,73 +46,44 @@ Usage:
   python -m experiments.main --config=configs/infovaegan_mnist.py:smoke   # tiny, for tests/CI
 """
 
-from configs import common
-from lgae.methods import infovaegan
+from configs import common, infogan_mnist
 
 
 def get_config(variant: str = 'paper'):
-  """Returns the InfoVAEGAN MNIST config; `variant='smoke'` shrinks it for tests."""
-  config = common.get_base_config('infovaegan')
-  common.use_padded_mnist(config)
-
-  # InfoVAEGAN's own networks replace the LatentGAN-AE's fields; the defaults
-  # are the table above.
-  config.model = infovaegan.InfoVAEGAN().model_config()
-
-  # G input 74 = 62 noise + Cat(10) + 2 x U(-1, 1). The paper gives the codes
-  # (Sec. 5.2) but not the noise width: InfoGAN's 62. The noise is Gaussian,
-  # as the paper's Sec. 4.1 and Algorithm 1 say (InfoGAN's reference code
-  # draws U(-1, 1); set codes.noise = 'uniform' for that).
-  config.codes.noise_dim = 62
-  config.codes.noise = 'normal'
-  config.codes.categorical = (10,)
-  config.codes.num_continuous = 2
-  config.codes.generator_input_dim = 74
-
-  # Weights of the two halves of L_MI (Eq. 30 writes them unweighted).
-  config.loss.lambda_disc = 1.0
-  config.loss.lambda_cont = 1.0
-
-  # InfoGAN's MNIST optimisers (the paper: the same hyper-parameters for all
-  # methods): Adam lr 1e-3 for G (and E, which shares G's settings), 2e-4 for
-  # D, b1 0.5, b2 0.999.
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.disc_learning_rate = 2e-4
-  config.optimizer.b1 = 0.5
-  config.optimizer.b2 = 0.999
-
-  # InfoGAN's batch; 50 epochs of 468 steps (the paper gives no length).
-  config.batch_size = 128
-  config.num_epochs = 50
-  config.eval_every_steps = 2340          # every 5 epochs.
-  config.checkpoint_every_steps = 2340
-
-  if variant == 'cpu':
-    # Every width halved, derived from the paper's values above.
-    m = config.model
-    for name in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'):
-      m[name] //= 2
-    for name in ('generator_features', 'encoder_features', 'discriminator_features'):
-      m[name] = tuple(width // 2 for width in m[name])
-    config.num_epochs = 5                  # 2,340 updates, InfoGAN's row in the README.
-    config.eval_every_steps = -1
-    config.checkpoint_every_steps = 468
-  elif variant == 'smoke':
-    apply_smoke(config)
-  elif variant != 'paper':
+  """Returns the InfoVAEGAN MNIST config: 'paper', 'cpu' (every width halved) or 'smoke' (tests)."""
+  if variant not in ('paper', 'cpu', 'smoke'):
     raise ValueError(f"Unknown InfoVAEGAN MNIST config variant {variant!r}; use 'paper', "
                      "'cpu' or 'smoke'.")
+  # InfoGAN's MNIST config (configs/infogan_mnist.py) for everything the
+  # methods share (the paper: the same hyper-parameters for all methods):
+  # padded MNIST, codes G input 74 = 62 noise + Cat(10) + 2 x U(-1, 1), the
+  # MI terms' weights (Eq. 30 writes them unweighted), InfoGAN's Adam (G's
+  # settings for E too: lr 1e-3, D 2e-4, b1 0.5, b2 0.999), batch 128, 50
+  # epochs of 468 steps (the paper gives no length). config.model: InfoVAEGAN's
+  # defaults, the table above.
+  config = common.for_method(infogan_mnist.get_config('paper'), 'infovaegan')
+  # The paper gives the codes (Sec. 5.2) but not the noise width: InfoGAN's 62.
+  # The noise is Gaussian, as the paper's Sec. 4.1 and Algorithm 1 say
+  # (InfoGAN's reference code draws U(-1, 1); set codes.noise = 'uniform' for that).
+  config.codes.noise = 'normal'
+
+  if variant == 'cpu':
+    # Every width halved, derived from the paper's values above; 5 epochs,
+    # 2,340 updates, as InfoGAN's row in that comparison.
+    m = config.model
+    m.update({name: m[name] // 2
+              for name in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc')})
+    m.update({name: tuple(width // 2 for width in m[name])
+              for name in ('generator_features', 'encoder_features', 'discriminator_features')})
+    config.update(num_epochs=5, eval_every_steps=-1, checkpoint_every_steps=468)
+  elif variant == 'smoke':
+    apply_smoke(config)
   return config
 
 
 def apply_smoke(config):
   """Shrinks the config to seconds-long runs: same structure, small widths."""
-  m = config.model
-  m.generator_fc = 32
-  m.generator_features = (16, 8)
-  m.encoder_features = (8, 16)
-  m.encoder_fc = 32
-  m.encoder_hidden = 16
-  m.discriminator_features = (8, 16)
-  m.discriminator_fc = 32
+  config.model.update(generator_fc=32, generator_features=(16, 8), encoder_features=(8, 16),
+                      encoder_fc=32, encoder_hidden=16, discriminator_features=(8, 16),
+                      discriminator_fc=32)
   common.shrink_schedule_for_smoke(config)

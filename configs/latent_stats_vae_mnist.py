@@ -87,17 +87,11 @@ def get_config(variant: str = 'kl') -> ml_collections.ConfigDict:
   set_codes(config)
 
   # The paper: Adam, learning rate 1e-3; the betas are Adam's usual ones.
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.b1 = 0.9
-  config.optimizer.b2 = 0.999
-  config.optimizer.disc_learning_rate = 0.0   # no second network.
-  config.optimizer.disc_b1 = -1.0
+  config.optimizer.update(learning_rate=1e-3, b1=0.9, b2=0.999)
 
-  config.batch_size = 100
-  config.num_epochs = 30
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 1800        # every 3 epochs.
-  config.eval_every_steps = 6000              # every 10 epochs.
+  # Checkpoints every 3 epochs, evaluation every 10.
+  config.update(batch_size=100, num_epochs=30, log_every_steps=100, checkpoint_every_steps=1800,
+                eval_every_steps=6000)
   if smoke:
     apply_smoke(config)
   return config
@@ -105,18 +99,13 @@ def get_config(variant: str = 'kl') -> ml_collections.ConfigDict:
 
 def set_codes(config: ml_collections.ConfigDict) -> None:
   """The layout `generate` decodes: Cat(10) = the digit y, then n * d N(0, I) draws (Eq. 3)."""
-  m = config.model
-  config.codes.noise_dim = m.num_draws * m.latent_dim
-  config.codes.noise = 'normal'
-  config.codes.categorical = (_NUM_CLASSES,)
-  config.codes.num_continuous = 0
-  config.codes.generator_input_dim = config.codes.noise_dim + _NUM_CLASSES
+  noise_dim = config.model.num_draws * config.model.latent_dim
+  config.codes.update(noise_dim=noise_dim, noise='normal', categorical=(_NUM_CLASSES,),
+                      num_continuous=0, generator_input_dim=noise_dim + _NUM_CLASSES)
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
   """Seconds-long runs: the same structure (two softplus layers each way), tiny widths."""
-  config.model.encoder_hidden = (32, 32)
-  config.model.decoder_hidden = (32, 32)
-  config.model.latent_dim = 4
+  config.model.update(encoder_hidden=(32, 32), decoder_hidden=(32, 32), latent_dim=4)
   set_codes(config)
   common.shrink_schedule_for_smoke(config)

@@ -1,18 +1,12 @@
 r"""dSprites, WAE-MMD (Tolstikhin et al. 2018), as compared by Rubenstein et al. (2018).
 
-  Enc  Input(1x64x64)            Dec  Input in R^16 (z)
-       c4-o64-s2-r                    fc-o256 (linear), r-u4-c3-o512-p1-bn-r
-       c4-o128-s2-r                   u2-c3-o256-p1-bn-r
-       c4-o256-s2-r                   u2-c3-o128-p1-bn-r
-       c4-o512-s2-r                   u2-c3-o64-p1-bn-r
-       c4-o1024-s2-r                  u2-c3-o1-p1-tanh  (Bernoulli logits: 2x the pre-tanh output)
-       c4-o128-s2-r
-       fc-o16 = z (deterministic)
+Networks: configs/beta_vae_dsprites.py's table, but for the encoder's last
+layer, fc-o16 = z (deterministic) instead of the mean and log-variance.
 
 Loss per batch: Bernoulli cross-entropy summed over the 4096 pixels (mean
 over images) + lambda_mmd * MMD^2(codes, N(0, I) draws), the unbiased
 estimator with the inverse multiquadratics kernel sum_s C_s / (C_s + ||a - b||^2),
-C_s = s * 2 * 16 * sigma^2 for s in {0.1, 0.2, 0.5, 1, 2, 5, 10} (`lgae.methods.wae`).
+C_s = s * 2 * 16 * sigma^2 for s in {0.1, 0.2, 0.5, 1, 2, 5, 10} (`lgae.objectives.mmd`).
 
 Rubenstein et al. report the BetaVAE disentanglement metric on dSprites:
 98.8 % (5 factors) for their best WAE against 85.4 % for the best beta-VAE.
@@ -57,7 +51,7 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown WAE dSprites config variant {variant!r}; use 'paper', 'cpu' or "
                      "'smoke'.")
   config = beta_vae_dsprites.vae_like_dsprites_config(
-      wae.WAE().model_config(), wae.WAE.name, 'cpu' if variant == 'cpu' else 'paper')
+      wae.WAE.name, 'cpu' if variant == 'cpu' else 'paper')
   config.model.lambda_mmd = 10.0
   config.model.prior_sigma = 1.0
   config.model.reconstruction = 'bernoulli'   # binary images; Rubenstein et al.'s cost.

@@ -1,6 +1,7 @@
 """Tests of the unsupervised-clustering AAE (`lgae.methods.aae`, `configs/aae_mnist.py`)."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +10,9 @@ import optax
 import pytest
 
 from configs import aae_mnist
-from lgae.core import latent
+from lgae.core import config_validation, latent
 from lgae.methods import aae
+from lgae.objectives import gan
 
 STYLE = 5   # configs/aae_mnist.py's style width.
 
@@ -42,7 +44,7 @@ def _images(key, n):
 
 
 def _np_mlp(params, x, hidden_layers):
-  """The relu MLP (`models.MLP`) written out in numpy: fc0..fc{n-1} relu, then fc_out."""
+  """The relu MLP (`lgae.nets.mlp.MLP`) written out in numpy: fc0..fc{n-1} relu, then fc_out."""
   for i in range(hidden_layers):
     x = np.maximum(x @ np.asarray(params[f'fc{i}']['kernel']) +
                    np.asarray(params[f'fc{i}']['bias']), 0.0)
@@ -204,9 +206,9 @@ def test_separate_phases_by_hand():
   k_prior = jax.random.split(jax.random.fold_in(state.rng, 0), 5)[0]
   prior = latent.sample(k_prior, layout, config.batch_size)
   ones, zeros = jnp.ones(config.batch_size), jnp.zeros(config.batch_size)   # no label noise.
-  cat, *_ = aae.disc_update(state.disc_cat, jax.nn.one_hot(prior.categorical[:, 0], 16),
-                            jax.nn.softmax(logits1), ones, zeros)
-  style_disc, *_ = aae.disc_update(state.disc_style, prior.noise, style1, ones, zeros)
+  cat, *_ = gan.discriminator_update(state.disc_cat, jax.nn.one_hot(prior.categorical[:, 0], 16),
+                                     jax.nn.softmax(logits1), ones, zeros)
+  style_disc, *_ = gan.discriminator_update(state.disc_style, prior.noise, style1, ones, zeros)
   for want, got in ((cat.params, new.disc_cat.params), (style_disc.params, new.disc_style.params)):
     jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-5), got, want)
 
@@ -365,9 +367,7 @@ def test_validate_accepts_the_configs():
 @pytest.mark.parametrize('field,value,names', [
     ('codes.categorical', (10, 10), 'config.codes.categorical'),
     ('codes.num_continuous', 1, 'config.codes.num_continuous'),
-    ('schedule', 'two_stage', 'config.schedule'),
     ('codes.noise_dim', 0, 'config.codes.noise_dim'),
-    ('loss.encoder_adversarial_weight', 0.5, 'config.loss.encoder_adversarial_weight'),
     ('model.discriminator_hidden', (32, 0), 'config.model.discriminator_hidden'),
     ('model.phase_updates', 'alternate', 'config.model.phase_updates'),
     ('model.cluster_logits_norm', 'layer_norm', 'config.model.cluster_logits_norm'),
@@ -382,6 +382,19 @@ def test_validate_rejects(field, value, names):
   assert errors, field
   assert all(m.startswith(names) for m in errors), errors
   assert any(f'{names}={value!r}' in m or f'{names}={value}' in m for m in errors), errors
+
+
+@pytest.mark.parametrize('field,value', [('schedule', 'two_stage'),
+                                         ('loss.encoder_adversarial_weight', 0.5)])
+def test_latentgan_ae_fields_are_unknown(field, value):
+  """The LatentGAN-AE's schedule and loss terms are not in the AAE's schema."""
+  config = aae_mnist.get_config('smoke')
+  group, _, leaf = field.rpartition('.')
+  with config.unlocked():
+    (config[group] if group else config)[leaf] = value
+  with pytest.raises(config_validation.ConfigError,
+                     match=re.escape(f'config.{field}: unknown field')):
+    config_validation.validate(config, check_dataset=False)
 
 
 def test_config_variants():

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from flax.training import train_state
 
 from configs import cg_aae_mnist
 from lgae import methods
-from lgae.core import checkpointing, latent
+from lgae.core import checkpointing, config_validation, latent
 from lgae.evaluation import run as evaluation
 from lgae.core import state as state_lib
 from lgae.methods import cg_aae
@@ -390,7 +391,6 @@ def test_cpu_variant_narrows_only_the_conv_widths_and_length():
 @pytest.mark.parametrize('field,value,names', [
     ('codes.categorical', (10, 10), 'config.codes.categorical'),
     ('codes.num_continuous', 2, 'config.codes.num_continuous'),
-    ('schedule', 'two_stage', 'config.schedule'),
     ('model.phase_schedule', 'sequential', 'config.model.phase_schedule'),
     ('model.reconstruction', 'l1', 'config.model.reconstruction'),
     ('model.decoder_base_side', 2, 'config.model.decoder_base_side'),
@@ -402,3 +402,12 @@ def test_validate_rejects(field, value, names):
   METHOD.validate(config, lambda ok, message: errors.append(message) if not ok else None)
   assert errors, field
   assert all(m.startswith(names) for m in errors), errors
+
+
+@pytest.mark.parametrize('field,value', [('schedule', 'two_stage'),
+                                         ('loss.teacher_weight', 1.0)])
+def test_latentgan_ae_fields_are_unknown(field, value):
+  """The LatentGAN-AE's schedule and loss terms are not in the CG-AAE's schema."""
+  with pytest.raises(config_validation.ConfigError,
+                     match=re.escape(f'config.{field}: unknown field')):
+    config_validation.validate(_config('smoke', **{field: value}), check_dataset=False)

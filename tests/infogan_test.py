@@ -2,6 +2,7 @@
 
 import functools
 import math
+import re
 
 import flax.linen as nn
 import jax
@@ -12,9 +13,10 @@ import pytest
 
 from configs import infogan_mnist
 from lgae import methods
-from lgae.core import latent
+from lgae.core import config_validation, latent
 from lgae.core import state as state_lib
 from lgae.methods import infogan
+from lgae.nets import dcgan
 
 METHOD = infogan.InfoGAN()
 
@@ -63,7 +65,7 @@ def smoke_state():
 def test_conv_transpose_equals_flax_transposed_conv(in_features, out_features, side):
   """The low-res phase computation is nn.ConvTranspose(4x4, stride 2, SAME), kernel for kernel."""
   x = jax.random.normal(jax.random.PRNGKey(1), (3, side, side, in_features))
-  ours = infogan.ConvTranspose4x4(out_features)
+  ours = dcgan.ConvTranspose4x4(out_features)
   variables = ours.init(jax.random.PRNGKey(2), x)
   variables = jax.tree.map(lambda v: v + 0.1, variables)   # a non-zero bias too.
   reference = nn.ConvTranspose(out_features, (4, 4), strides=(2, 2), padding='SAME')
@@ -312,13 +314,20 @@ def test_configs_are_valid(variant):
 
 
 @pytest.mark.parametrize('override, field', [
-    ({'schedule': 'two_stage'}, 'config.schedule'),
     ({'dataset.image_size': 30}, 'config.dataset.image_size'),
-    ({'loss.neighbour_weight': 1.0}, 'config.loss.neighbour_weight'),
-    ({'loss.encoder_entropy_weight': 0.5}, 'config.loss.encoder_entropy_weight'),
     ({'model.q_hidden': 0}, 'config.model.q_hidden'),
 ])
 def test_validate_rejects(override, field):
   messages = _validation_messages(_config('paper', **override))
   assert len(messages) == 1, messages
   assert messages[0].startswith(field + '='), messages
+
+
+@pytest.mark.parametrize('field, value', [('schedule', 'two_stage'),
+                                          ('loss.neighbour_weight', 1.0),
+                                          ('loss.encoder_entropy_weight', 0.5)])
+def test_latentgan_ae_fields_are_unknown(field, value):
+  """The LatentGAN-AE's schedule and loss terms are not in InfoGAN's schema."""
+  with pytest.raises(config_validation.ConfigError,
+                     match=re.escape(f'config.{field}: unknown field')):
+    config_validation.validate(_config('paper', **{field: value}), check_dataset=False)

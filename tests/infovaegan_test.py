@@ -1,9 +1,10 @@
-"""InfoVAEGAN: networks, each loss term by hand, the combined step as plain SGD, E learning, CLIs."""
+"""InfoVAEGAN: networks, each loss term by hand, the step as plain SGD, E learning, CLIs."""
 
 import functools
 import json
 import math
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +14,11 @@ import pytest
 
 from configs import infovaegan_dsprites, infovaegan_mnist
 from lgae import methods
-from lgae.core import checkpointing, latent
+from lgae.core import checkpointing, config_validation, latent
 from lgae.evaluation import run as evaluation
 from lgae.core import state as state_lib
 from lgae.methods import infovaegan
+from lgae.objectives import vae
 from tests import fake_mnist, methods_test
 
 METHOD = infovaegan.InfoVAEGAN()
@@ -139,7 +141,6 @@ def test_mnist_cpu_variant_halves_widths_and_keeps_the_rest():
 
 
 @pytest.mark.parametrize('override, field', [
-    ({'schedule': 'two_stage'}, 'config.schedule'),
     ({'dataset.image_size': 30}, 'config.dataset.image_size'),
     ({'model.temperature': 0.0}, 'config.model.temperature'),
     ({'model.vae_weight': -1.0}, 'config.model.vae_weight'),
@@ -147,11 +148,20 @@ def test_mnist_cpu_variant_halves_widths_and_keeps_the_rest():
     ({'model.mi_variance': 'fixed'}, 'config.model.mi_variance'),
     ({'model.encoder_trunk': 'shared'}, 'config.model.encoder_trunk'),
     ({'model.instance_noise': -0.1}, 'config.model.instance_noise'),
-    ({'loss.encoder_adversarial_weight': 1.0}, 'config.loss.encoder_adversarial_weight'),
 ])
 def test_validate_rejects(override, field):
   messages = _messages(_config(variant='paper', **override))
   assert len(messages) == 1 and messages[0].startswith(field + '='), messages
+
+
+@pytest.mark.parametrize('field, value', [('schedule', 'two_stage'),
+                                          ('loss.encoder_adversarial_weight', 1.0)])
+def test_latentgan_ae_fields_are_unknown(field, value):
+  """The LatentGAN-AE's schedule and loss terms are not in InfoVAEGAN's schema (its own
+  encoder weight is config.model.encoder_gan_weight)."""
+  with pytest.raises(config_validation.ConfigError,
+                     match=re.escape(f'config.{field}: unknown field')):
+    config_validation.validate(_config(variant='paper', **{field: value}), check_dataset=False)
 
 
 def test_registered_and_dispatched_by_state(tiny_state):
@@ -183,15 +193,14 @@ def test_gumbel_softmax_hand_computed():
 def test_categorical_kl_and_gaussian_nll_hand_computed():
   logits = jnp.log(jnp.array([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]))
   kl = 0.5 * math.log(1.5) + 2 * 0.25 * math.log(0.75)
-  np.testing.assert_allclose(infovaegan.categorical_kl_uniform(logits), [kl, 0.0], atol=1e-6)
+  np.testing.assert_allclose(vae.categorical_kl_uniform(logits), [kl, 0.0], atol=1e-6)
   c = jnp.array([[0.5, -1.0], [0.0, 0.0]])
   mean = jnp.array([[0.0, -1.0], [1.0, 0.0]])
   log_var = jnp.array([[math.log(4.0), 0.0], [0.0, 0.0]])
   h = 0.5 * math.log(2 * math.pi)
   row0 = (h + 0.5 * math.log(4.0) + 0.5 * 0.25 / 4.0) + h
   row1 = (h + 0.5) + h
-  np.testing.assert_allclose(infovaegan.gaussian_nll(c, mean, log_var), (row0 + row1) / 2,
-                             rtol=1e-6)
+  np.testing.assert_allclose(vae.gaussian_nll(c, mean, log_var), (row0 + row1) / 2, rtol=1e-6)
 
 
 def _softplus(x):

@@ -3,6 +3,7 @@
 import functools
 import itertools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from configs import beta_vae_dsprites, wae_dsprites
-from lgae.core import latent
+from lgae.core import config_validation, latent
 from lgae.methods import beta_vae, wae
+from lgae.nets import conv_vae
+from lgae.objectives import mmd, vae
 
 Z = beta_vae_dsprites.Z_DIM
 
@@ -84,7 +87,7 @@ def _eval(method, state, images):
   return _EVAL[method.name](state, images)
 
 
-_decode = jax.jit(beta_vae.decode_images)
+_decode = jax.jit(conv_vae.decode_images)
 
 
 def _messages(method, config):
@@ -158,7 +161,7 @@ def test_gaussian_kl_hand_computed():
   mean = jnp.array([[1.0, 0.0], [0.0, 0.0]])
   log_var = jnp.array([[0.0, math.log(2.0)], [0.0, 0.0]])
   # Row 0: 0.5 * [(1 + 1 - 1 - 0) + (2 + 0 - 1 - log 2)] = 1 - 0.5 log 2; row 1: the prior.
-  np.testing.assert_allclose(beta_vae.gaussian_kl(mean, log_var),
+  np.testing.assert_allclose(vae.gaussian_kl(mean, log_var),
                              [1.0 - 0.5 * math.log(2.0), 0.0], rtol=1e-6, atol=1e-7)
 
 
@@ -170,9 +173,9 @@ def test_bernoulli_reconstruction_matches_probability_form():
   p = (np.asarray(recon, np.float64) + 1.0) / 2.0   # the decoder's pixel probabilities.
   t = (np.asarray(images, np.float64) + 1.0) / 2.0
   expected = np.mean(np.sum(-(t * np.log(p) + (1 - t) * np.log(1 - p)), axis=(1, 2, 3)))
-  got = beta_vae.reconstruction_loss(images, recon, pre_tanh, 'bernoulli')
+  got = vae.reconstruction_loss(images, recon, pre_tanh, 'bernoulli')
   np.testing.assert_allclose(got, expected, rtol=1e-5)
-  np.testing.assert_allclose(beta_vae.reconstruction_loss(images, recon, pre_tanh, 'mse'),
+  np.testing.assert_allclose(vae.reconstruction_loss(images, recon, pre_tanh, 'mse'),
                              np.mean(np.sum((np.asarray(images) - np.asarray(recon)) ** 2,
                                             axis=(1, 2, 3))), rtol=1e-5)
 
@@ -185,8 +188,8 @@ def test_captured_pre_tanh_is_the_decoders_logit(tiny_wae):
   def forward(state, images):
     (_, recon), mutated = state.ae.apply_fn(
         {'params': state.ae.params, 'batch_stats': state.ae.batch_stats}, images, train=True,
-        mutable=['batch_stats'], capture_intermediates=beta_vae.is_decoder_output_conv)
-    return recon, beta_vae.pre_tanh_output(mutated['intermediates'])
+        mutable=['batch_stats'], capture_intermediates=conv_vae.is_decoder_output_conv)
+    return recon, conv_vae.pre_tanh_output(mutated['intermediates'])
 
   recon, pre_tanh = forward(state, _rectangles(4))
   np.testing.assert_allclose(jnp.tanh(pre_tanh), recon, atol=1e-6)
@@ -196,7 +199,7 @@ def test_captured_pre_tanh_is_the_decoders_logit(tiny_wae):
 def test_decoder_reads_negative_codes(tiny_wae):
   """The fc before the decoder's relu: z_0 = -1 and z_0 = -2 decode differently.
 
-  (Without it, decoder_fc = 0, `models.Decoder` applies relu(z) first and
+  (Without it, decoder_fc = 0, `conv.Decoder` applies relu(z) first and
   the two images are identical.)
   """
   _, config, state = tiny_wae
@@ -218,24 +221,24 @@ def test_mmd_imq_double_loop():
   kxx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
   kyy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
   kxy = sum(k(a, b) for a, b in itertools.product(x, y)) / (n * m)
-  got = wae.mmd_imq(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), scales)
+  got = mmd.mmd_imq(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), scales)
   np.testing.assert_allclose(got, kxx + kyy - 2 * kxy, rtol=1e-5)
 
 
 def test_mmd_imq_same_vs_shifted_and_symmetric():
   kx, ky = jax.random.split(jax.random.PRNGKey(0))
   d = 4
-  scales = wae.imq_scales(d, 1.0)
+  scales = mmd.imq_scales(d, 1.0)
   x = jax.random.normal(kx, (2000, d))
   y = jax.random.normal(ky, (2000, d))
-  same = float(wae.mmd_imq(x, y, scales))
-  shifted = float(wae.mmd_imq(x, y + 1.0, scales))
+  same = float(mmd.mmd_imq(x, y, scales))
+  shifted = float(mmd.mmd_imq(x, y + 1.0, scales))
   assert abs(same) < 5e-3, same
   assert shifted > 0.2, shifted
   assert shifted > 100 * abs(same)
-  np.testing.assert_allclose(wae.mmd_imq(y + 1.0, x, scales), shifted, rtol=1e-5)
+  np.testing.assert_allclose(mmd.mmd_imq(y + 1.0, x, scales), shifted, rtol=1e-5)
   # Scales are multiples of the paper's C = 2 d sigma^2.
-  assert 2.0 * d * 1.0 in scales and len(scales) == len(wae.IMQ_SCALES)
+  assert 2.0 * d * 1.0 in scales and len(scales) == len(mmd.IMQ_SCALES)
 
 
 # --- The steps' randomness --------------------------------------------------------
@@ -258,10 +261,10 @@ def test_beta_vae_step_draws_eps_from_fold_in_rng_step(tiny_vae):
     (mean, log_var, recon), mutated = state.ae.apply_fn(
         {'params': state.ae.params, 'batch_stats': state.ae.batch_stats}, images, eps,
         train=True, mutable=['batch_stats'],
-        capture_intermediates=beta_vae.is_decoder_output_conv)
-    pre_tanh = beta_vae.pre_tanh_output(mutated['intermediates'])
-    return (beta_vae.reconstruction_loss(images, recon, pre_tanh, 'bernoulli')
-            + config.model.beta * jnp.mean(beta_vae.gaussian_kl(mean, log_var)))
+        capture_intermediates=conv_vae.is_decoder_output_conv)
+    pre_tanh = conv_vae.pre_tanh_output(mutated['intermediates'])
+    return (vae.reconstruction_loss(images, recon, pre_tanh, 'bernoulli')
+            + config.model.beta * jnp.mean(vae.gaussian_kl(mean, log_var)))
 
   np.testing.assert_allclose(m1['loss'], loss_by_hand(state, batch['image']), rtol=1e-5)
 
@@ -277,7 +280,7 @@ def test_wae_step_draws_prior_from_fold_in_rng_step(tiny_wae):
   assert float(m1['mmd']) != float(m_next['mmd'])
   z = _eval(method, state, batch['image'])['z']   # the encoder has no BatchNorm.
   prior = jax.random.normal(jax.random.fold_in(state.rng, 0), (32, Z))
-  np.testing.assert_allclose(m1['mmd'], wae.mmd_imq(z, prior, wae.imq_scales(Z, 1.0)),
+  np.testing.assert_allclose(m1['mmd'], mmd.mmd_imq(z, prior, mmd.imq_scales(Z, 1.0)),
                              rtol=1e-4, atol=1e-6)
 
 
@@ -325,12 +328,12 @@ def test_wae_mmd_pulls_codes_to_the_prior(tiny_wae):
   state = _displaced(state, 2.0)
   data = _rectangles(512)
   prior = jax.random.normal(jax.random.PRNGKey(5), (512, Z))
-  scales = wae.imq_scales(Z, config.model.prior_sigma)
+  scales = mmd.imq_scales(Z, config.model.prior_sigma)
   z0 = _eval(method, state, data)['z']
-  before = float(wae.mmd_imq(z0, prior, scales))
+  before = float(mmd.mmd_imq(z0, prior, scales))
   state, history = _train(method, config, state, data, 200)
   z = _eval(method, state, data)['z']
-  after = float(wae.mmd_imq(z, prior, scales))
+  after = float(mmd.mmd_imq(z, prior, scales))
   max_abs_mean, var = _moments(z)
   assert after < 0.3 * before, (before, after)
   assert np.mean([h['mmd'] for h in history[-10:]]) < 0.3 * history[0]['mmd']
@@ -358,20 +361,30 @@ def test_beta_vae_kl_pulls_posteriors_to_the_prior(tiny_vae):
 
 @pytest.mark.parametrize('method,module', [(beta_vae.BetaVAE(), beta_vae_dsprites),
                                            (wae.WAE(), wae_dsprites)])
-def test_validate_rejects_codes_and_schedule(method, module):
+def test_validate_rejects_codes_and_geometry(method, module):
   config = module.get_config('smoke')
   config.codes.categorical = (3,)
   config.codes.generator_input_dim = Z + 3
   assert any('config.codes.categorical' in e for e in _messages(method, config))
-  config = module.get_config('smoke')
-  config.schedule = 'two_stage'
-  assert any('config.schedule' in e for e in _messages(method, config))
   config = module.get_config('smoke')
   config.codes.num_continuous = 2
   assert any('config.codes.num_continuous' in e for e in _messages(method, config))
   config = module.get_config('smoke')
   config.dataset.image_size = 32   # 6 stride-2 convs take 64x64.
   assert any('config.dataset.image_size' in e for e in _messages(method, config))
+
+
+@pytest.mark.parametrize('module', [beta_vae_dsprites, wae_dsprites])
+@pytest.mark.parametrize('field, value', [('schedule', 'two_stage'),
+                                          ('loss.encoder_entropy_weight', 0.5)])
+def test_latentgan_ae_fields_are_unknown(module, field, value):
+  """The LatentGAN-AE's schedule and loss terms are not in these methods' schemas."""
+  config = module.get_config('smoke')
+  group, _, leaf = field.rpartition('.')
+  (config[group] if group else config)[leaf] = value
+  with pytest.raises(config_validation.ConfigError,
+                     match=re.escape(f'config.{field}: unknown field')):
+    config_validation.validate(config, check_dataset=False)
 
 
 def test_validate_rejects_negative_weights():

@@ -50,7 +50,6 @@ at a time, are in experiments/results/mnist/comparison_1206/HYPOTHESES.md.
 from typing import Any, NamedTuple
 
 import flax.linen as nn
-import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -58,10 +57,10 @@ import optax
 from flax.training import train_state
 
 from lgae.core import latent
-from lgae.objectives import gan, reconstruction
-from lgae.nets import models as models_lib
-from lgae.core import state as state_lib
 from lgae.core import method as method_lib
+from lgae.core import state as state_lib
+from lgae.nets import mlp, train_states
+from lgae.objectives import gan, reconstruction
 
 
 # model.phase_updates values (module docstring).
@@ -95,7 +94,7 @@ class AAEAutoencoder(nn.Module):
   cluster_logits_norm: str = 'none'
 
   def setup(self):
-    self.trunk = models_lib.MLP(tuple(self.encoder_hidden))
+    self.trunk = mlp.MLP(tuple(self.encoder_hidden))
     # No bias before a BatchNorm: its mean subtraction cancels any bias, so the
     # bias's gradient is zero up to round-off, which Adam would turn into
     # lr-sized random steps (and 1- vs N-device runs would drift apart).
@@ -104,7 +103,7 @@ class AAEAutoencoder(nn.Module):
     if self.cluster_logits_norm == 'batch_norm':
       self.cat_norm = nn.BatchNorm(momentum=0.99, epsilon=1e-5)
     self.style_head = nn.Dense(self.style_dim)
-    self.decoder = models_lib.MLP(tuple(self.decoder_hidden),
+    self.decoder = mlp.MLP(tuple(self.decoder_hidden),
                                   self.image_size * self.image_size * self.channels)
 
   def encode(self, images: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -139,7 +138,7 @@ class Adversary(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    return models_lib.MLP(tuple(self.hidden), 1, name='mlp')(x)[:, 0]
+    return mlp.MLP(tuple(self.hidden), 1, name='mlp')(x)[:, 0]
 
 
 class AAEModels(NamedTuple):
@@ -148,12 +147,10 @@ class AAEModels(NamedTuple):
   disc_style: Adversary
 
 
-class AAEState(flax.struct.PyTreeNode):
-  """Everything that changes during AAE training.
+class AAEState(train_states.StepState):
+  """Everything that changes during AAE training (beyond `StepState`'s step and rng).
 
   Attributes:
-    step: int32 scalar, the number of combined updates done.
-    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
     ae: encoder+decoder (batch_stats is {}: no BatchNorm in the paper's MLPs;
       the cluster logits' BatchNorm under model.cluster_logits_norm).
     disc_cat: D_cat, Cat(K) samples vs softmax(y).
@@ -163,8 +160,6 @@ class AAEState(flax.struct.PyTreeNode):
       the pytree and its checkpoints are unchanged) under 'combined'.
   """
 
-  step: jax.Array
-  rng: jax.Array
   ae: state_lib.AutoencoderState
   disc_cat: train_state.TrainState
   disc_style: train_state.TrainState
@@ -173,18 +168,7 @@ class AAEState(flax.struct.PyTreeNode):
 
 def _apply_ae(state: AAEState, images: jax.Array, method=None):
   """Evaluation-mode forward (running BatchNorm averages, if any)."""
-  return state.ae.apply_fn({'params': state.ae.params, 'batch_stats': state.ae.batch_stats},
-                           images, method=method)
-
-
-def _train_forward(ae: state_lib.AutoencoderState, params, images: jax.Array, method=None):
-  """Training-mode forward at `params`: (outputs, updated batch_stats).
-
-  With no BatchNorm (the paper) the batch_stats are {} and pass through.
-  """
-  outputs, updates = ae.apply_fn({'params': params, 'batch_stats': ae.batch_stats}, images,
-                                 train=True, method=method, mutable=['batch_stats'])
-  return outputs, updates.get('batch_stats', ae.batch_stats)
+  return train_states.apply(state.ae, images, method=method)
 
 
 class AAE(method_lib.Method):
@@ -224,22 +208,19 @@ class AAE(method_lib.Method):
     # phase's). The paper gives its two phases separate learning rates.
     m.regularisation_learning_rate = 0.0
     # 'none' (the paper) or 'batch_norm': BatchNorm on the cluster logits.
-    # Not in the paper; lgae's probe of the collapse (comparison_1206/
-    # HYPOTHESES.md, H-AAE4): batch statistics remove the logits' common
-    # mode over a batch, the direction in which every row drifted onto the
-    # same vertex of the simplex.
+    # Not in the paper; lgae's fix of the collapse (module docstring;
+    # experiments/docs/comparisons.md, MNIST): batch statistics remove the
+    # logits' common mode over a batch, the direction in which every row
+    # drifted onto the same vertex of the simplex.
     m.cluster_logits_norm = 'none'
     # Steps over which the adversarial weight ramps linearly from 0 to
     # adversarial_weight (0: no ramp). Not in the paper; a probe of why the
-    # combined update collapses (comparison_1206/HYPOTHESES.md, P2).
+    # combined update collapses (experiments/docs/comparisons.md, MNIST).
     m.adversarial_warmup_steps = 0
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c = config.model, config.codes
-    need(config.schedule == 'joint',
-         f"config.schedule={config.schedule!r}: the AAE trains its autoencoder and "
-         "discriminators together on every batch; set it to 'joint'.")
     categorical = tuple(c.categorical)
     need(len(categorical) == 1,
          f'config.codes.categorical={categorical}: the AAE has exactly one cluster variable; '
@@ -252,7 +233,6 @@ class AAE(method_lib.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: it is the AAE style width; set it to >= 1 '
          '(e.g. 5).')
-    method_lib.refuse_latentgan_loss_terms(config, need, 'AAE')
     for name in ('encoder_hidden', 'decoder_hidden', 'discriminator_hidden'):
       widths = m.get(name, ())
       need(isinstance(widths, (tuple, list)) and len(widths) > 0 and
@@ -297,15 +277,12 @@ class AAE(method_lib.Method):
     cat_params = models.disc_cat.init(k_cat, jnp.zeros((1, layout.categorical[0])))['params']
     style_params = models.disc_style.init(k_style, jnp.zeros((1, layout.noise_dim)))['params']
     disc_tx = state_lib.make_optimizer(config, 'discriminator')
-    ae_tx = state_lib.make_optimizer(config, 'autoencoder')
     # .get: configs saved before phase_updates existed trained 'combined'.
     separate = config.model.get('phase_updates', 'combined') == 'separate'
     return AAEState(
         step=jnp.zeros((), jnp.int32),
         rng=k_rng,
-        ae=state_lib.AutoencoderState.create(
-            apply_fn=models.autoencoder.apply, params=ae_params,
-            tx=ae_tx, batch_stats=ae_vars.get('batch_stats', {})),
+        ae=train_states.create(models.autoencoder, ae_vars, config, 'autoencoder'),
         disc_cat=train_state.TrainState.create(apply_fn=models.disc_cat.apply,
                                                params=cat_params, tx=disc_tx),
         disc_style=train_state.TrainState.create(apply_fn=models.disc_style.apply,
@@ -327,23 +304,6 @@ class AAE(method_lib.Method):
   def generate(self, state: AAEState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
     return _apply_ae(state, latent.generator_input(codes, layout), method=AAEAutoencoder.decode)
-
-
-def disc_update(disc: train_state.TrainState, real: jax.Array, fake: jax.Array,
-                real_targets: jax.Array, fake_targets: jax.Array):
-  """One BCE step of an adversary on [real; fake] (one forward: no batch-dependent layers).
-
-  Returns (new state, loss, mean D(real), mean D(fake)).
-  """
-  n = real.shape[0]
-
-  def loss_fn(params):
-    logits = disc.apply_fn({'params': params}, jnp.concatenate([real, fake], axis=0))
-    loss = gan.discriminator_loss(logits[:n], logits[n:], real_targets, fake_targets)
-    return loss, (jnp.mean(jax.nn.sigmoid(logits[:n])), jnp.mean(jax.nn.sigmoid(logits[n:])))
-
-  (loss, (real_prob, fake_prob)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
-  return disc.apply_gradients(grads=grads), loss, real_prob, fake_prob
 
 
 def regularisation_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -376,11 +336,11 @@ def _discriminator_phase(state: AAEState, style: jax.Array, logits: jax.Array, k
   real_cat = jax.nn.one_hot(prior.categorical[:, 0], layout.categorical[0], dtype=style.dtype)
   labels = lambda k, value, other: gan.noisy_labels(k, (batch_size,), value, other,
                                                        lc.label_flip_prob)
-  new_cat, d_cat_loss, d_cat_real, d_cat_fake = disc_update(
+  new_cat, d_cat_loss, d_cat_real, d_cat_fake = gan.discriminator_update(
       state.disc_cat, real_cat, jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1)),
       labels(k_cat_real, lc.real_label, lc.fake_label),
       labels(k_cat_fake, lc.fake_label, lc.real_label))
-  new_style, d_style_loss, d_style_real, d_style_fake = disc_update(
+  new_style, d_style_loss, d_style_real, d_style_fake = gan.discriminator_update(
       state.disc_style, prior.noise, jax.lax.stop_gradient(style),
       labels(k_style_real, lc.real_label, lc.fake_label),
       labels(k_style_fake, lc.fake_label, lc.real_label))
@@ -414,7 +374,7 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   # (1) Reconstruction.
   def recon_loss_fn(params):
-    (_, _, recon), batch_stats = _train_forward(state.ae, params, images)
+    (_, _, recon), batch_stats = train_states.train_forward(state.ae, params, images)
     return reconstruction.reconstruction_loss(images, recon), batch_stats
 
   (recon_loss, batch_stats), recon_grads = jax.value_and_grad(
@@ -423,7 +383,8 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   # (2) The adversaries, on the encoder after (1).
   (style, logits), encode_vjp, batch_stats = jax.vjp(
-      lambda params: _train_forward(ae, params, images, method=AAEAutoencoder.encode),
+      lambda params: train_states.train_forward(ae, params, images,
+                                                 method=AAEAutoencoder.encode),
       ae.params, has_aux=True)
   ae = ae.replace(batch_stats=batch_stats)
   new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)
@@ -464,7 +425,8 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
 
   # (1)'s forward; its VJP is reused for the encoder+decoder update below.
   (style, logits, recon), ae_vjp, batch_stats = jax.vjp(
-      lambda params: _train_forward(state.ae, params, images), state.ae.params, has_aux=True)
+      lambda params: train_states.train_forward(state.ae, params, images), state.ae.params,
+      has_aux=True)
 
   # (2)
   new_cat, new_style, d_metrics = _discriminator_phase(state, style, logits, key, config, layout)

@@ -80,17 +80,16 @@ Enc(x) and CG's codes).
 from typing import Any, NamedTuple
 
 import flax.linen as nn
-import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
 from flax.training import train_state
 
 from lgae.core import latent
-from lgae.objectives import gan, info, reconstruction
-from lgae.core import state as state_lib
 from lgae.core import method as method_lib
-from lgae.methods import aae, infogan
+from lgae.core import state as state_lib
+from lgae.nets import dcgan, train_states
+from lgae.objectives import gan, info, reconstruction
 
 PHASE_SCHEDULES = ('both', 'alternate')
 RECONSTRUCTIONS = ('perceptual', 'pixel')
@@ -147,7 +146,7 @@ class UpResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    r = nn.relu(infogan.ConvTranspose4x4(self.features, name='upconv')(x))
+    r = nn.relu(dcgan.ConvTranspose4x4(self.features, name='upconv')(x))
     r = nn.relu(nn.Conv(self.features, (3, 3), padding=_PAD1, name='conv')(r))
     skip = nn.Dense(self.features, use_bias=False, name='skip')(x)
     skip = jnp.repeat(jnp.repeat(skip, 2, axis=1), 2, axis=2)
@@ -248,12 +247,8 @@ class ImageDiscriminatorQ(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, Any]:
-    for i, f in enumerate(self.features):
-      # Padding 1: each conv halves H and W; no bias before a BatchNorm.
-      x = nn.Conv(f, (4, 4), strides=(2, 2), padding=_PAD1, use_bias=i == 0, name=f'conv{i}')(x)
-      if i > 0:
-        x = _batch_norm(train, self.batch_norm_momentum, f'bn{i}')(x)
-      x = nn.leaky_relu(x, self.leaky_slope)
+    x = dcgan.conv_trunk(x, self.features, train=train, leaky_slope=self.leaky_slope,
+                         batch_norm_momentum=self.batch_norm_momentum, bn_prefix='bn')
     flat = x.reshape((x.shape[0], -1))
     return {'logit': nn.Dense(1, name='d_head')(flat)[:, 0],
             'cat_logits': (nn.Dense(self.num_clusters, name='q_head')(flat),),
@@ -269,12 +264,10 @@ class CGAAEModels(NamedTuple):
   disc_image: ImageDiscriminatorQ
 
 
-class CGAAEState(flax.struct.PyTreeNode):
-  """Everything that changes during CG-AAE training.
+class CGAAEState(train_states.StepState):
+  """Everything that changes during CG-AAE training (beyond `StepState`'s step and rng).
 
   Attributes:
-    step: int32 scalar, the number of combined updates done.
-    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
     enc: Enc's parameters, Adam state and BatchNorm statistics.
     dec: Dec's.
     cg: the code generator's.
@@ -282,8 +275,6 @@ class CGAAEState(flax.struct.PyTreeNode):
     disc_image: D_I/Q's (shared trunk, D_I head, Q head).
   """
 
-  step: jax.Array
-  rng: jax.Array
   enc: state_lib.AutoencoderState
   dec: state_lib.AutoencoderState
   cg: state_lib.AutoencoderState
@@ -291,17 +282,9 @@ class CGAAEState(flax.struct.PyTreeNode):
   disc_image: state_lib.AutoencoderState
 
 
-def _forward(net: state_lib.AutoencoderState, params: Any, batch_stats: Any,
-             x: jax.Array) -> tuple[Any, Any]:
-  """Train-mode forward (batch statistics): (output, updated running statistics)."""
-  out, updates = net.apply_fn({'params': params, 'batch_stats': batch_stats}, x, train=True,
-                              mutable=['batch_stats'])
-  return out, updates['batch_stats']
-
-
 def _infer(net: state_lib.AutoencoderState, x: jax.Array) -> Any:
   """Inference-mode forward (running statistics), at the net's current parameters."""
-  return net.apply_fn({'params': net.params, 'batch_stats': net.batch_stats}, x, train=False)
+  return train_states.apply(net, x, train=False)
 
 
 def _zeros_like(tree: Any) -> Any:
@@ -362,9 +345,6 @@ class CGAAE(method_lib.Method):
 
   def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c, d = config.model, config.codes, config.dataset
-    need(config.schedule == 'joint',
-         f"config.schedule={config.schedule!r}: the CG-AAE trains all its networks on every "
-         "batch; set it to 'joint'.")
     categorical = tuple(c.categorical)
     need(len(categorical) == 1,
          f'config.codes.categorical={categorical}: the CG-AAE has exactly one label variable s; '
@@ -375,7 +355,6 @@ class CGAAE(method_lib.Method):
     need(c.noise_dim >= 1,
          f'config.codes.noise_dim={c.noise_dim}: the width of CG\'s Gaussian input z; set it to '
          '>= 1 (the paper: 90).')
-    method_lib.refuse_latentgan_loss_terms(config, need, 'CG-AAE')
     for name in ('code_dim', 'encoder_stem_features', 'encoder_stem_stride', 'encoder_fc',
                  'decoder_base_side', 'decoder_base_features', 'code_generator_hidden'):
       value = m[name]
@@ -449,10 +428,7 @@ class CGAAE(method_lib.Method):
     code = jnp.zeros((1, code_dim))
 
     def create(module, k, x, network):
-      variables = module.init(k, x, train=False)
-      return state_lib.AutoencoderState.create(
-          apply_fn=module.apply, params=variables['params'],
-          tx=state_lib.make_optimizer(config, network), batch_stats=variables['batch_stats'])
+      return train_states.create(module, module.init(k, x, train=False), config, network)
 
     dc_params = models.disc_code.init(k_dc, code)['params']
     return CGAAEState(
@@ -526,15 +502,15 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   k_codes, k_real, k_fake = jax.random.split(key, 3)
   codes = latent.sample(k_codes, layout, n)
   # CG is fixed here: batch statistics (as CG runs when trained), running averages left alone.
-  prior_code, _ = _forward(state.cg, state.cg.params, state.cg.batch_stats,
-                           latent.generator_input(codes, layout))
+  prior_code, _ = train_states.train_forward(state.cg, state.cg.params,
+                                             latent.generator_input(codes, layout))
 
   # Enc's forward once; its VJP serves both of its terms below.
   code, enc_vjp, enc_stats = jax.vjp(
-      lambda p: _forward(state.enc, p, state.enc.batch_stats, images), state.enc.params,
+      lambda p: train_states.train_forward(state.enc, p, images), state.enc.params,
       has_aux=True)
   real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, n, lc)
-  new_dc, d_loss, real_prob, fake_prob = aae.disc_update(
+  new_dc, d_loss, real_prob, fake_prob = gan.discriminator_update(
       state.disc_code, jax.lax.stop_gradient(prior_code), jax.lax.stop_gradient(code),
       real_targets, fake_targets)
 
@@ -542,12 +518,12 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   target = perceptual_features(state.disc_image, images) if perceptual else images
 
   def loss_fn(code_out, dec_params):
-    recon, dec_stats = _forward(state.dec, dec_params, state.dec.batch_stats, code_out)
+    recon, dec_stats = train_states.train_forward(state.dec, dec_params, code_out)
     g_code = gan.generator_loss(new_dc.apply_fn({'params': new_dc.params}, code_out))
     rec = reconstruction.reconstruction_loss(
         target, perceptual_features(state.disc_image, recon) if perceptual else recon)
-    metrics = {'g_code_loss': g_code, 'rec_loss': rec,
-               'pixel_mse': reconstruction.reconstruction_loss(images, jax.lax.stop_gradient(recon))}
+    pixel_mse = reconstruction.reconstruction_loss(images, jax.lax.stop_gradient(recon))
+    metrics = {'g_code_loss': g_code, 'rec_loss': rec, 'pixel_mse': pixel_mse}
     return m.code_adversarial_weight * g_code + rec, (metrics, dec_stats)
 
   (_, (metrics, dec_stats)), (code_grads, dec_grads) = jax.value_and_grad(
@@ -574,40 +550,26 @@ def _prior_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   g_input = latent.generator_input(codes, layout)
 
   def generate_fn(cg_params, dec_params):
-    prior_code, cg_stats = _forward(state.cg, cg_params, state.cg.batch_stats, g_input)
-    fake, new_dec_stats = _forward(state.dec, dec_params, dec_stats, prior_code)
+    prior_code, cg_stats = train_states.train_forward(state.cg, cg_params, g_input)
+    fake, new_dec_stats = train_states.train_forward(state.dec, dec_params, prior_code,
+                                                      batch_stats=dec_stats)
     return fake, (cg_stats, new_dec_stats)
 
   # Dec(CG(.)) once: D_I's fake batch, and its VJP for CG's and Dec's update.
   fake, gen_vjp, (cg_stats, new_dec_stats) = jax.vjp(
       generate_fn, state.cg.params, state.dec.params, has_aux=True)
   real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, n, lc)
-  fake_input = jax.lax.stop_gradient(fake)
-  di = state.disc_image
 
-  def disc_loss_fn(params):
-    # Two forwards: BatchNorm must not see a mixed real/fake batch.
-    real_out, stats = _forward(di, params, di.batch_stats, images)
-    fake_out, stats = _forward(di, params, stats, fake_input)
-    d_loss = gan.discriminator_loss(real_out['logit'], fake_out['logit'], real_targets,
-                                       fake_targets)
-    mi = info.categorical_mi_loss(fake_out['cat_logits'], codes.categorical)
-    metrics = {'d_image_loss': d_loss, 'mi_cat_loss': mi,
-               'd_image_real_prob': jnp.mean(jax.nn.sigmoid(real_out['logit'])),
-               'd_image_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
-    return d_loss + lc.lambda_disc * mi, (stats, metrics)
-
-  (_, (di_stats, metrics)), di_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(di.params)
-  new_di = di.apply_gradients(grads=di_grads, batch_stats=di_stats)
-
-  # CG and Dec against the updated D_I/Q (its statistics unmoved: not its step).
-  def gen_loss_fn(fake_images):
-    out, _ = _forward(new_di, new_di.params, new_di.batch_stats, fake_images)
-    g_loss = gan.generator_loss(out['logit'])
+  def mi_loss(out):
+    """lambda_I L_I of D_I/Q's outputs on the fakes, and L_I (a metric)."""
     mi = info.categorical_mi_loss(out['cat_logits'], codes.categorical)
-    return g_loss + lc.lambda_disc * mi, g_loss
+    return lc.lambda_disc * mi, {'mi_cat_loss': mi}
 
-  (_, g_loss), fake_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(fake)
+  new_di, metrics = gan.batchnorm_discriminator_update(
+      state.disc_image, images, jax.lax.stop_gradient(fake), real_targets, fake_targets, mi_loss,
+      tag='_image')
+  # CG and Dec against the updated D_I/Q (its statistics unmoved: not its step).
+  g_loss, fake_grads = gan.generator_grads(new_di, fake, lambda out: mi_loss(out)[0])
   cg_grads, dec_grads = gen_vjp(fake_grads)
   if not m.prior_phase_updates_decoder:
     dec_grads = _zeros_like(dec_grads)

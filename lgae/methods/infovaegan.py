@@ -34,13 +34,14 @@ What the paper leaves open, and our choices (all configurable in
 `config.model` unless said otherwise):
 
 * Networks (Sec. 5.2: "the same network architecture ... for all methods",
-  i.e. InfoGAN's): G is `infogan.Generator`; E is InfoGAN's D/Q trunk and Q
-  head (conv-lrelu, conv-bn-lrelu, fc-bn-lrelu, fc-bn-lrelu) ending in one
-  logit head per Cat code and a mean and a log-variance head for c; D is the
-  same conv trunk on x, whose flattened features are concatenated with the
-  codes [s, c] before its fc-bn-lrelu and logit (the simplest joint D). E and
-  D share no layer (Fig. 2 draws them apart), so L_MI's gradient "w.r.t. all
-  components" (Eq. 30) reaches E and G; D has no parameter in it.
+  i.e. InfoGAN's, `lgae.nets.dcgan`): G is `dcgan.Generator`; E is InfoGAN's
+  D/Q trunk and Q head (conv-lrelu, conv-bn-lrelu, fc-bn-lrelu, fc-bn-lrelu)
+  ending in one logit head per Cat code and a mean and a log-variance head
+  for c; D is the same conv trunk on x, whose flattened features are
+  concatenated with the codes [s, c] before its fc-bn-lrelu and logit (the
+  simplest joint D). E and D share no layer (Fig. 2 draws them apart), so
+  L_MI's gradient "w.r.t. all components" (Eq. 30) reaches E and G; D has no
+  parameter in it.
   `encoder_trunk='discriminator'` (not the paper) instead puts E's fc layers
   on D's conv trunk, InfoGAN's tie: L_MI then also trains the trunk, in D's
   step, as InfoGAN's D/Q step does.
@@ -55,8 +56,9 @@ What the paper leaves open, and our choices (all configurable in
   one_hot(argmax), gradient: the relaxed sample's). L_VAE uses the relaxed s''.
 * Gumbel-softmax temperature `temperature` (0.67: JointVAE's, Dupont 2018).
 * Reconstruction likelihood p(x_g | .) (`reconstruction`): 'bernoulli' (cross-
-  entropy of (x_g + 1) / 2 under (G + 1) / 2, read off G's pre-tanh output as
-  in `beta_vae`) or 'mse'; summed over pixels (an ELBO per image).
+  entropy of (x_g + 1) / 2 under (G + 1) / 2, read off G's pre-tanh output,
+  `lgae.objectives.vae.reconstruction_loss`) or 'mse'; summed over pixels (an
+  ELBO per image).
   `vae_weight` scales the whole of L_VAE (1: the paper's unweighted sum).
 * KL for c against N(0, I) (Eq. 27's Gaussian p(c)) while the GAN draws c from
   U(-1, 1) (Sec. 5.2, MNIST): the paper mixes the two; not configurable.
@@ -77,23 +79,21 @@ G(0, one_hot(argmax s), mu(x)) (Fig. 11(d): inferred codes into G; the noise
 at its prior mean, so that it is a deterministic function of x).
 """
 
-import math
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
-import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from lgae.core import latent
-from lgae.objectives import gan, info
-from lgae.core import state as state_lib
 from lgae.core import method as method_lib
-from lgae.methods import beta_vae, infogan
+from lgae.core import state as state_lib
+from lgae.nets import dcgan, train_states
+from lgae.objectives import gan, info, vae
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # config.model.mi_variance values (model_config says what each means).
 MI_VARIANCES = ('learned', 'unit')
 # config.model.encoder_trunk values: E's own conv trunk (the paper's Fig. 2) or D's.
@@ -123,25 +123,6 @@ def gumbel_softmax(logits: jax.Array, gumbel: jax.Array, temperature: float,
   return soft + jax.lax.stop_gradient(one_hot - soft)
 
 
-def categorical_kl_uniform(logits: jax.Array) -> jax.Array:
-  """KL(softmax(logits) || Cat(1/K)) per row ([N, K] -> [N]): sum_k q_k log q_k + log K."""
-  log_q = jax.nn.log_softmax(logits, axis=-1)
-  return jnp.sum(jnp.exp(log_q) * log_q, axis=-1) + jnp.log(logits.shape[-1])
-
-
-def gaussian_nll(values: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
-  """-log N(values; mean, diag(exp(log_var))): summed over dims, averaged over the batch.
-
-  The continuous half of Eq. (30)'s -log p_phi(c | x): unlike InfoGAN's Q
-  (`info.continuous_mi_loss`, unit variance) the encoder's own variance.
-  """
-  if values.shape[-1] == 0:
-    return jnp.zeros((), jnp.float32)
-  nll = (_HALF_LOG_2PI + 0.5 * log_var
-         + 0.5 * jnp.square(values - mean) * jnp.exp(-log_var))
-  return jnp.mean(jnp.sum(nll, axis=-1))
-
-
 def posterior_codes(out: dict[str, Any], key: jax.Array, temperature: float,
                     hard: bool) -> jax.Array:
   """A sample [s_1, ..., s_n, c] of E's posterior, packed as G's codes (after the noise).
@@ -157,39 +138,9 @@ def posterior_codes(out: dict[str, Any], key: jax.Array, temperature: float,
   return jnp.concatenate([*cats, out['mean'] + jnp.exp(0.5 * out['log_var']) * eps], axis=-1)
 
 
-def is_generator_output_conv(module: nn.Module, method_name: str) -> bool:
-  """capture_intermediates filter: G's last transposed conv a, with G = tanh(a)."""
-  return method_name == '__call__' and module.name == 'upconv_out'
-
-
-def generator_pre_tanh(intermediates: Any) -> jax.Array:
-  return intermediates['upconv_out']['__call__'][0]
-
-
 # -----------------------------------------------------------------------------
 # Networks.
 # -----------------------------------------------------------------------------
-
-
-class ConvTrunk(nn.Module):
-  """InfoGAN's D/Q trunk: a 4x4 stride-2 conv per entry (BatchNorm after all but
-  the first, as in DCGAN), leaky relu after each; returns the flattened map."""
-
-  features: Sequence[int]
-  leaky_slope: float = 0.1
-  batch_norm_momentum: float = 0.9
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    for i, f in enumerate(self.features):
-      # No bias before a BatchNorm (its shift subsumes it).
-      x = nn.Conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=i == 0,
-                  name=f'conv{i}')(x)
-      if i > 0:
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
-                         name=f'bn_conv{i}')(x)
-      x = nn.leaky_relu(x, self.leaky_slope)
-    return x.reshape((x.shape[0], -1))
 
 
 class Encoder(nn.Module):
@@ -219,7 +170,7 @@ class Encoder(nn.Module):
     act = lambda h: nn.leaky_relu(h, self.leaky_slope)
     h = x
     if self.own_trunk:
-      h = ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
+      h = dcgan.ConvTrunk(self.features, self.leaky_slope, self.batch_norm_momentum, name='trunk')(
           x, train=train)
     h = act(bn('bn_fc')(nn.Dense(self.fc, use_bias=False, name='fc')(h)))
     h = act(bn('bn_hidden')(nn.Dense(self.hidden, use_bias=False, name='hidden')(h)))
@@ -245,7 +196,7 @@ class JointDiscriminator(nn.Module):
   # setup, not compact, so that `features` can run the trunk alone; the
   # parameter names are those of the compact version (checkpoints still load).
   def setup(self):
-    self.trunk = ConvTrunk(self.conv_features, self.leaky_slope, self.batch_norm_momentum)
+    self.trunk = dcgan.ConvTrunk(self.conv_features, self.leaky_slope, self.batch_norm_momentum)
     self.fc = nn.Dense(self.fc_width, use_bias=False)
     self.bn_fc = nn.BatchNorm(momentum=self.batch_norm_momentum)
     self.head = nn.Dense(1)
@@ -264,27 +215,18 @@ class JointDiscriminator(nn.Module):
     return (logit, features) if return_features else logit
 
 
-class InfoVAEGANState(flax.struct.PyTreeNode):
-  """Everything that changes during InfoVAEGAN training.
+class InfoVAEGANState(train_states.StepState):
+  """Everything that changes during InfoVAEGAN training (beyond `StepState`'s step and rng).
 
   Attributes:
-    step: int32 scalar, the number of combined updates done.
-    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
     enc: E's parameters, optimiser state and BatchNorm statistics.
     gen: G's.
     disc: D's.
   """
 
-  step: jax.Array
-  rng: jax.Array
   enc: state_lib.AutoencoderState
   gen: state_lib.AutoencoderState
   disc: state_lib.AutoencoderState
-
-
-def _variables(train_state: state_lib.AutoencoderState, params=None, batch_stats=None):
-  return {'params': train_state.params if params is None else params,
-          'batch_stats': train_state.batch_stats if batch_stats is None else batch_stats}
 
 
 class InfoVAEGAN(method_lib.Method):
@@ -298,12 +240,7 @@ class InfoVAEGAN(method_lib.Method):
 
   def model_config(self) -> ml_collections.ConfigDict:
     """Defaults: InfoGAN's MNIST networks (the paper's "same architecture")."""
-    m = ml_collections.ConfigDict()
-    # G (`infogan.Generator`): fc-o<generator_fc>-bn-relu, fc to an (s / 2**L)^2 x
-    # generator_features[0] map (bn-relu), a 4x4 stride-2 transposed conv
-    # (bn-relu) per further entry, a last one to dataset.channels with tanh.
-    m.generator_fc = 1024
-    m.generator_features = (128, 64)
+    m = dcgan.model_config()   # G (`dcgan.Generator`), the lrelu slope, BatchNorm's momentum.
     # E: a 4x4 stride-2 conv per entry (BatchNorm after all but the first),
     # lrelu; fc-o<encoder_fc>-bn-lrelu; fc-o<encoder_hidden>-bn-lrelu; then
     # fc-oK per Cat code (logits of s), fc-o<n_cont> (mean of c) and
@@ -315,8 +252,6 @@ class InfoVAEGAN(method_lib.Method):
     # bn-lrelu -> fc-o1.
     m.discriminator_features = (64, 128)
     m.discriminator_fc = 1024
-    m.leaky_slope = 0.1             # InfoGAN's lRELU slope.
-    m.batch_norm_momentum = 0.9
     # Gumbel-softmax temperature T of Eq. (8); the paper gives none (0.67:
     # JointVAE's, Dupont 2018).
     m.temperature = 0.67
@@ -328,7 +263,7 @@ class InfoVAEGAN(method_lib.Method):
     m.encoder_gan_weight = 1.0
     # Weight of L_VAE (Eq. 31) in E's loss; 1 = the paper's unweighted sum.
     m.vae_weight = 1.0
-    # p(x_g | G(z, s'', c'')): 'bernoulli' or 'mse' (`beta_vae.reconstruction_loss`).
+    # p(x_g | G(z, s'', c'')): 'bernoulli' or 'mse' (`vae.reconstruction_loss`).
     m.reconstruction = 'bernoulli'
     # The variance in L_MI's -log N(c; mu(x_g), sigma^2) (Eq. 30): 'learned'
     # (E's own sigma(x_g), the paper) or 'unit' (sigma = 1, InfoGAN's Q; L_VAE
@@ -337,7 +272,8 @@ class InfoVAEGAN(method_lib.Method):
     # 'learned' at 0.1; 'unit' at 0.1 (bounded: the term can gain at most
     # 0.1 * n_cont * Var(c) / 2 nats) learns sprites (G later collapsed on 2
     # of 3 seeds), so configs/infovaegan_dsprites.py:cpu uses that
-    # (experiments/results/dsprites/cpu_1206/HYPOTHESES.md, P3-P8, D4').
+    # (experiments/docs/methods.md, InfoVAEGAN; experiments/docs/comparisons.md,
+    # dSprites).
     m.mi_variance = 'learned'
     # Where E's fc layers read from: 'own' (E's own conv trunk, the paper's
     # Fig. 2: E and D share no layer) or 'discriminator' (InfoGAN's tie: E's
@@ -345,33 +281,28 @@ class InfoVAEGAN(method_lib.Method):
     # trunk is trained by L_D + L_MI in D's step, E's adversarial term and
     # L_VAE reach only E's own layers; encoder_features is then unused). Why
     # the option: with 'own' on MNIST (:cpu) G hides s in details E reads
-    # and ignores it at the scale of a digit
-    # (experiments/results/mnist/comparison_1207/HYPOTHESES.md, M1, M3).
+    # and ignores it at the scale of a digit (experiments/docs/comparisons.md,
+    # MNIST).
     m.encoder_trunk = 'own'
     # Instance noise (Sønderby et al. 2017; not the paper): std of the
     # Gaussian noise added to every image D sees, real and fake, in D's step
     # and in G's and E's adversarial terms (0 = none). Why: dSprites pixels
     # are exactly +-1 and G's tanh never is, so D may win on pixel exactness
     # alone. At 0.2, G kept sprites to step 3,000 on dSprites :cpu seed 0,
-    # where every other variant collapsed (probe P13 in
-    # experiments/results/dsprites/cpu_1206/HYPOTHESES.md); not yet a default.
+    # where every other variant collapsed (experiments/docs/comparisons.md,
+    # dSprites); not yet a default.
     m.instance_noise = 0.0
     return m
 
   def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
-    m, c, d = config.model, config.codes, config.dataset
+    m, c = config.model, config.codes
     need(len(c.categorical) + c.num_continuous > 0,
          'config.codes: no categorical and no continuous code; InfoVAEGAN infers (s, c), so '
          'give it at least one.')
-    for name in ('generator_features', 'encoder_features', 'discriminator_features'):
-      value = tuple(m[name])
-      need(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value),
-           f'config.model.{name}={value} must be a non-empty sequence of positive ints.')
-    for name in ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'):
-      need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
-    need(0 <= m.leaky_slope < 1, f'config.model.leaky_slope={m.leaky_slope} must be in [0, 1).')
-    need(0 <= m.batch_norm_momentum < 1,
-         f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
+    dcgan.validate_widths(config, need,
+                          ('generator_features', 'encoder_features', 'discriminator_features'),
+                          ('generator_fc', 'encoder_fc', 'encoder_hidden', 'discriminator_fc'),
+                          'G, E and D')
     need(m.temperature > 0, f'config.model.temperature={m.temperature} must be > 0.')
     for name in ('encoder_gan_weight', 'vae_weight', 'instance_noise'):
       need(m[name] >= 0, f'config.model.{name}={m[name]} must be >= 0.')
@@ -379,25 +310,12 @@ class InfoVAEGAN(method_lib.Method):
          f'config.model.mi_variance={m.mi_variance!r} must be one of {MI_VARIANCES}.')
     need(m.encoder_trunk in ENCODER_TRUNKS,
          f'config.model.encoder_trunk={m.encoder_trunk!r} must be one of {ENCODER_TRUNKS}.')
-    need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
-         f'config.model.reconstruction={m.reconstruction!r} must be one of '
-         f'{beta_vae.RECONSTRUCTIONS}.')
-    doublings = max(len(m.generator_features), len(m.encoder_features),
-                    len(m.discriminator_features), 1)
-    factor = 2 ** doublings
-    need(d.image_size % factor == 0 and d.image_size >= factor,
-         f'config.dataset.image_size={d.image_size} must be a positive multiple of {factor} '
-         f'(G, E and D change the side by 2 in each of up to {doublings} stride-2 layers).')
-    need(config.schedule == 'joint',
-         f"config.schedule={config.schedule!r}: InfoVAEGAN has no autoencoder stage; use "
-         "'joint'.")
-    method_lib.refuse_latentgan_loss_terms(
-        config, need, 'InfoVAEGAN', ' (its encoder weight is config.model.encoder_gan_weight)')
+    vae.need_reconstruction(m.reconstruction, need)
 
   # --- Networks and state ----------------------------------------------------
 
   def build_models(self, config: ml_collections.ConfigDict
-                   ) -> tuple[Encoder, infogan.Generator, JointDiscriminator]:
+                   ) -> tuple[Encoder, dcgan.Generator, JointDiscriminator]:
     """(E, G, D) from config.model, config.codes and config.dataset."""
     m, c = config.model, config.codes
     encoder = Encoder(features=tuple(m.encoder_features), fc=m.encoder_fc,
@@ -405,17 +323,13 @@ class InfoVAEGAN(method_lib.Method):
                       num_continuous=c.num_continuous, leaky_slope=m.leaky_slope,
                       batch_norm_momentum=m.batch_norm_momentum,
                       own_trunk=m.encoder_trunk == 'own')
-    generator = infogan.Generator(fc=m.generator_fc, features=tuple(m.generator_features),
-                                  out_channels=config.dataset.channels,
-                                  image_size=config.dataset.image_size,
-                                  batch_norm_momentum=m.batch_norm_momentum)
     discriminator = JointDiscriminator(conv_features=tuple(m.discriminator_features),
                                        fc_width=m.discriminator_fc, leaky_slope=m.leaky_slope,
                                        batch_norm_momentum=m.batch_norm_momentum)
-    return encoder, generator, discriminator
+    return encoder, dcgan.build_generator(config), discriminator
 
   def init_state(self, key: jax.Array, config: ml_collections.ConfigDict,
-                 models: tuple[Encoder, infogan.Generator, JointDiscriminator]
+                 models: tuple[Encoder, dcgan.Generator, JointDiscriminator]
                  ) -> InfoVAEGANState:
     encoder, generator, discriminator = models
     layout = self.code_layout(config)
@@ -429,14 +343,12 @@ class InfoVAEGAN(method_lib.Method):
     enc_input = x if encoder.own_trunk else jax.eval_shape(
         lambda: discriminator.apply(disc_vars, x, train=False, method='features'))
     enc_vars = encoder.init(k_enc, jnp.zeros(enc_input.shape, enc_input.dtype), train=False)
-    create = lambda model, variables, network: state_lib.AutoencoderState.create(
-        apply_fn=model.apply, params=variables['params'],
-        tx=state_lib.make_optimizer(config, network), batch_stats=variables['batch_stats'])
+    create = functools.partial(train_states.create, config=config)
     # E with G's optimiser: both are trained by L_EG and L_MI (Algorithm 1, lines 14-15).
     return InfoVAEGANState(step=jnp.zeros((), jnp.int32), rng=k_rng,
-                           enc=create(encoder, enc_vars, 'generator'),
-                           gen=create(generator, gen_vars, 'generator'),
-                           disc=create(discriminator, disc_vars, 'discriminator'))
+                           enc=create(encoder, enc_vars, network='generator'),
+                           gen=create(generator, gen_vars, network='generator'),
+                           disc=create(discriminator, disc_vars, network='discriminator'))
 
   # --- Training --------------------------------------------------------------
 
@@ -471,28 +383,22 @@ class InfoVAEGAN(method_lib.Method):
       On D's trunk, D's statistics from that forward are dropped: D's step keeps them.
       """
       if on_disc_trunk:
-        x, _ = disc.apply_fn(_variables(disc), x, train=True, method='features',
-                             mutable=['batch_stats'])
-      out, updates = state.enc.apply_fn(_variables(state.enc, enc_params, enc_stats), x,
-                                        train=True, mutable=['batch_stats'])
-      return out, updates['batch_stats']
+        x, _ = train_states.train_forward(disc, disc.params, x, method='features')
+      return train_states.train_forward(state.enc, enc_params, x, batch_stats=enc_stats)
 
     def mi_terms(out):
       """L_MI (Eq. 30) of E's outputs on the fakes: (weighted sum, CE of s, NLL of c)."""
       mi_cat = info.categorical_mi_loss(out['cat_logits'], codes.categorical)
       mi_log_var = (out['log_var'] if m.mi_variance == 'learned'
                     else jnp.zeros_like(out['log_var']))
-      mi_cont = gaussian_nll(codes.continuous, out['mean'], mi_log_var)
+      mi_cont = vae.gaussian_nll(codes.continuous, out['mean'], mi_log_var)
       return lc.lambda_disc * mi_cat + lc.lambda_cont * mi_cont, mi_cat, mi_cont
 
     # G and E-on-real each run forward once: their outputs feed D's step, and
     # their VJPs carry the E/G step's gradients back (parameters unchanged in between).
-    def generate_fn(params):
-      fake, updates = state.gen.apply_fn(_variables(state.gen, params), g_input, train=True,
-                                         mutable=['batch_stats'])
-      return fake, updates['batch_stats']
-
-    fake, gen_vjp, gen_stats = jax.vjp(generate_fn, state.gen.params, has_aux=True)
+    fake, gen_vjp, gen_stats = jax.vjp(
+        lambda params: train_states.train_forward(state.gen, params, g_input),
+        state.gen.params, has_aux=True)
 
     def encode_real_fn(params):
       out, stats = encode(params, state.enc.batch_stats, state.disc, images)
@@ -505,15 +411,11 @@ class InfoVAEGAN(method_lib.Method):
 
     # --- D: L_D (Eq. 28), real and fake pairs in separate BatchNorm batches.
     def disc_loss_fn(params):
-      real_logit, updates = state.disc.apply_fn(
-          _variables(state.disc, params), d_input(images, k_noise_real),
-          jax.lax.stop_gradient(real_codes),
-          train=True, mutable=['batch_stats'])
-      fake_out, updates = state.disc.apply_fn(
-          _variables(state.disc, params, updates['batch_stats']),
-          d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes, train=True,
-          mutable=['batch_stats'], return_features=True)
-      fake_logit, fake_features = fake_out
+      real_logit, stats = train_states.train_forward(
+          state.disc, params, d_input(images, k_noise_real), jax.lax.stop_gradient(real_codes))
+      (fake_logit, fake_features), stats = train_states.train_forward(
+          state.disc, params, d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes,
+          batch_stats=stats, return_features=True)
       d_loss = gan.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
       metrics = {'d_loss': d_loss, 'd_real_prob': jnp.mean(jax.nn.sigmoid(real_logit)),
                  'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_logit))}
@@ -521,12 +423,11 @@ class InfoVAEGAN(method_lib.Method):
       if on_disc_trunk:
         # InfoGAN's tie: L_MI trains D's trunk too, with E's own layers fixed
         # here (they learn in the E/G step), as InfoGAN's D/Q step does.
-        q_out, _ = state.enc.apply_fn(_variables(state.enc), fake_features, train=True,
-                                      mutable=['batch_stats'])
+        q_out, _ = train_states.train_forward(state.enc, state.enc.params, fake_features)
         trunk_mi, _, _ = mi_terms(q_out)
         metrics['d_trunk_mi_loss'] = trunk_mi
         total = d_loss + trunk_mi
-      return total, (updates['batch_stats'], metrics)
+      return total, (stats, metrics)
 
     (_, (disc_stats, disc_metrics)), disc_grads = jax.value_and_grad(
         disc_loss_fn, has_aux=True)(state.disc.params)
@@ -534,8 +435,7 @@ class InfoVAEGAN(method_lib.Method):
 
     # --- E and G: L_EG + L_MI + vae_weight * L_VAE, with D fixed at its new value.
     def discriminate(x, code_vec):
-      logit, _ = new_disc.apply_fn(_variables(new_disc), x, code_vec, train=True,
-                                   mutable=['batch_stats'])
+      logit, _ = train_states.train_forward(new_disc, new_disc.params, x, code_vec)
       return logit
 
     def eg_loss_fn(enc_params, fake_images, real_code_vec):
@@ -552,18 +452,19 @@ class InfoVAEGAN(method_lib.Method):
       vae_out, _ = encode(enc_params, enc_stats, new_disc, target)
       post = posterior_codes(vae_out, k_fake_post, m.temperature, hard=False)
       recon, captured = state.gen.apply_fn(
-          _variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1), train=True,
-          mutable=['batch_stats'], capture_intermediates=is_generator_output_conv)
-      recon_loss = beta_vae.reconstruction_loss(
-          target, recon, generator_pre_tanh(captured['intermediates']), m.reconstruction)
-      kl_cont = jnp.mean(beta_vae.gaussian_kl(vae_out['mean'], vae_out['log_var']))
-      kl_cat = sum((jnp.mean(categorical_kl_uniform(l)) for l in vae_out['cat_logits']),
+          train_states.variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1),
+          train=True, mutable=['batch_stats'],
+          capture_intermediates=dcgan.is_generator_output_conv)
+      recon_loss = vae.reconstruction_loss(
+          target, recon, dcgan.generator_pre_tanh(captured['intermediates']), m.reconstruction)
+      kl_cont = jnp.mean(vae.gaussian_kl(vae_out['mean'], vae_out['log_var']))
+      kl_cat = sum((jnp.mean(vae.categorical_kl_uniform(l)) for l in vae_out['cat_logits']),
                    jnp.zeros((), jnp.float32))
-      vae = recon_loss + kl_cont + kl_cat
-      total = g_adv + m.encoder_gan_weight * e_adv + mi + m.vae_weight * vae
+      vae_loss = recon_loss + kl_cont + kl_cat
+      total = g_adv + m.encoder_gan_weight * e_adv + mi + m.vae_weight * vae_loss
       metrics = {'g_loss': g_adv, 'e_adv_loss': e_adv, 'mi_cat_loss': mi_cat,
                  'mi_cont_loss': mi_cont, 'recon_loss': recon_loss, 'kl_cont': kl_cont,
-                 'kl_cat': kl_cat, 'vae_loss': vae}
+                 'kl_cat': kl_cat, 'vae_loss': vae_loss}
       return total, (new_enc_stats, metrics)
 
     (_, (new_enc_stats, eg_metrics)), (enc_grads, fake_grads, code_grads) = jax.value_and_grad(
@@ -586,8 +487,8 @@ class InfoVAEGAN(method_lib.Method):
     """
     x = images
     if 'trunk' not in state.enc.params:      # E on D's trunk (encoder_trunk='discriminator').
-      x = state.disc.apply_fn(_variables(state.disc), images, train=False, method='features')
-    out = state.enc.apply_fn(_variables(state.enc), x, train=False)
+      x = train_states.apply(state.disc, images, train=False, method='features')
+    out = train_states.apply(state.enc, x, train=False)
     probs = [jax.nn.softmax(logits, axis=-1) for logits in out['cat_logits']]
     one_hots = [jax.nn.one_hot(jnp.argmax(l, axis=-1), l.shape[-1], dtype=out['mean'].dtype)
                 for l in out['cat_logits']]
@@ -596,14 +497,13 @@ class InfoVAEGAN(method_lib.Method):
     noise_dim = state.gen.params['fc']['kernel'].shape[0] - codes.shape[-1]
     g_input = jnp.concatenate([jnp.zeros((images.shape[0], noise_dim), codes.dtype), codes],
                               axis=-1)
-    recon = state.gen.apply_fn(_variables(state.gen), g_input, train=False)
+    recon = train_states.apply(state.gen, g_input, train=False)
     return {'z': jnp.concatenate([out['mean'], *probs], axis=-1),
             'cat_logits': tuple(out['cat_logits']), 'recon': recon}
 
   def generate(self, state: InfoVAEGANState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
-    return state.gen.apply_fn(_variables(state.gen), latent.generator_input(codes, layout),
-                              train=False)
+    return train_states.apply(state.gen, latent.generator_input(codes, layout), train=False)
 
 
 METHOD = InfoVAEGAN()

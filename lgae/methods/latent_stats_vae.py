@@ -20,10 +20,11 @@ prior draws, with a Gaussian kernel (Eq. 2),
   MMD^2(p, q) = E_{p,p'}[k(z, z')] + E_{q,q'}[k(z, z')] - 2 E_{p,q}[k(z, z')],
   k(a, b) = exp(-||a - b||^2 / c),  c = mmd_kernel_scale * 2 * d
 
-(`mmd_gaussian`, the unbiased U-statistic). -log p(x | z) is the Bernoulli
-cross-entropy of the [0, 1] image under the decoder's pixel probabilities,
-summed over pixels (`beta_vae.reconstruction_loss`; the paper's decoder ends
-in a sigmoid, ours in tanh(a) = 2 sigmoid(2a) - 1, so its logits are 2a).
+(`lgae.objectives.mmd.mmd_gaussian`, the unbiased U-statistic). -log p(x | z)
+is the Bernoulli cross-entropy of the [0, 1] image under the decoder's pixel
+probabilities, summed over pixels (`lgae.objectives.vae.reconstruction_loss`;
+the paper's decoder ends in a sigmoid, ours in tanh(a) = 2 sigmoid(2a) - 1,
+so its logits are 2a).
 
 The generator ("Simple", Eq. 3). With mu_y and sigma_y the per-coordinate
 mean and standard deviation of the encodings (posterior means) of class y,
@@ -76,10 +77,11 @@ import ml_collections
 import numpy as np
 
 from lgae.core import latent
-from lgae.evaluation import metrics
-from lgae.core import state as state_lib
 from lgae.core import method as method_lib
-from lgae.methods import beta_vae, wae
+from lgae.core import state as state_lib
+from lgae.evaluation import metrics
+from lgae.nets import train_states
+from lgae.objectives import mmd, vae
 
 # Values of config.model.divergence.
 DIVERGENCES = ('kl', 'mmd')
@@ -157,34 +159,8 @@ class MLPVAE(nn.Module):
 
 
 # -----------------------------------------------------------------------------
-# Pure pieces: MMD, the class statistics, the generator, the cosine score.
+# Pure pieces: the class statistics, the generator, the cosine score.
 # -----------------------------------------------------------------------------
-
-
-def mmd_gaussian(x: jax.Array, y: jax.Array, scale: float) -> jax.Array:
-  """Unbiased estimate of MMD^2 (Eq. 2) between samples x and y, Gaussian kernel.
-
-  k(a, b) = exp(-||a - b||^2 / scale); the within-sample sums leave out the
-  diagonal (k(a, a) = 1), as `wae.mmd_imq` does, so both of lgae's MMDs are
-  the same U-statistic (it can be slightly negative for equal distributions).
-
-  Args:
-    x: [n, D] (n >= 2), e.g. the reparameterised codes of a batch.
-    y: [m, D] (m >= 2), e.g. prior draws.
-    scale: the kernel's c > 0 (its squared length).
-  """
-  n, m = x.shape[0], y.shape[0]
-  # pylint: disable-next=protected-access
-  kernel = lambda a, b: jnp.exp(-wae._squared_distances(a, b) / scale)
-  kxx = (jnp.sum(kernel(x, x)) - n) / (n * (n - 1))
-  kyy = (jnp.sum(kernel(y, y)) - m) / (m * (m - 1))
-  kxy = jnp.sum(kernel(x, y)) / (n * m)
-  return kxx + kyy - 2.0 * kxy
-
-
-def mmd_kernel_scale(z_dim: int, relative_scale: float) -> float:
-  """The Gaussian kernel's c = relative_scale * 2 d: 2 d is E||z - z'||^2 of two N(0, I_d) draws."""
-  return relative_scale * 2.0 * z_dim
 
 
 class ClassStats(flax.struct.PyTreeNode):
@@ -290,24 +266,19 @@ def generated_cosine_similarity(images: np.ndarray, categories: np.ndarray,
 # -----------------------------------------------------------------------------
 
 
-class LatentStatsVAEState(flax.struct.PyTreeNode):
-  """Everything that changes during training.
+class LatentStatsVAEState(train_states.StepState):
+  """Everything that changes during training (beyond `StepState`'s step and rng).
 
   Attributes:
-    step: int32 scalar, the number of updates done.
-    rng: the base PRNG key (raw uint32[2]); step `s` draws eps and the MMD's
-      prior batch from fold_in(rng, s).
     ae: encoder+decoder parameters and Adam state (batch_stats is {}: the
       paper's MLPs have no BatchNorm).
     stats: the per-class statistics of the posterior means.
-    theta: config.model.theta (static, not a leaf, as `wae.WAEState.prior_sigma`):
+    theta: config.model.theta (static, not a leaf, as the WAE's `prior_sigma`):
       `generate` gets no config. A (theta, n) sweep evaluates
       `state.replace(theta=...)` with a layout of noise_dim = n * d.
     cluster_head: config.model.cluster_head (static, for `eval_outputs`).
   """
 
-  step: jax.Array
-  rng: jax.Array
   ae: state_lib.AutoencoderState
   stats: ClassStats
   theta: float = flax.struct.field(pytree_node=False, default=1.0)
@@ -368,15 +339,9 @@ class LatentStatsVAE(method_lib.Method):
 
   def validate(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
     m, c = config.model, config.codes
-    need(config.schedule == 'joint',
-         f"config.schedule={config.schedule!r}: the latent-statistics VAE trains its encoder, "
-         "decoder and class statistics on every batch; set it to 'joint'.")
-    method_lib.refuse_latentgan_loss_terms(config, need, 'latent-statistics VAE')
     need(m.divergence in DIVERGENCES,
          f'config.model.divergence={m.divergence!r} must be one of {DIVERGENCES}.')
-    need(m.reconstruction in beta_vae.RECONSTRUCTIONS,
-         f'config.model.reconstruction={m.reconstruction!r} must be one of '
-         f'{beta_vae.RECONSTRUCTIONS}.')
+    vae.need_reconstruction(m.reconstruction, need)
     need(m.cluster_head in CLUSTER_HEADS,
          f'config.model.cluster_head={m.cluster_head!r} must be one of {CLUSTER_HEADS}.')
     need(m.latent_dim >= 1, f'config.model.latent_dim={m.latent_dim} must be >= 1.')
@@ -425,36 +390,34 @@ class LatentStatsVAE(method_lib.Method):
     k_ae, k_rng = jax.random.split(key)
     m = config.model
     size, channels = config.dataset.image_size, config.dataset.channels
-    params = models.init(k_ae, jnp.zeros((1, size, size, channels)),
-                         jnp.zeros((1, m.latent_dim)))['params']
+    variables = models.init(k_ae, jnp.zeros((1, size, size, channels)),
+                            jnp.zeros((1, m.latent_dim)))
     return LatentStatsVAEState(
         step=jnp.zeros((), jnp.int32),
         rng=k_rng,
-        ae=state_lib.AutoencoderState.create(
-            apply_fn=models.apply, params=params,
-            tx=state_lib.make_optimizer(config, 'autoencoder'), batch_stats={}),
+        ae=train_states.create(models, variables, config, 'autoencoder'),
         stats=ClassStats.zeros(int(config.codes.categorical[0]), m.latent_dim),
         theta=float(m.theta), cluster_head=str(m.cluster_head))
 
   def train_step(self, state: LatentStatsVAEState, batch: dict[str, jax.Array], *,
-                 config: ml_collections.ConfigDict) -> tuple[LatentStatsVAEState, method_lib.Metrics]:
+                 config: ml_collections.ConfigDict
+                 ) -> tuple[LatentStatsVAEState, method_lib.Metrics]:
     images = batch['image']
     m = config.model
     k_eps, k_prior = jax.random.split(jax.random.fold_in(state.rng, state.step))
     eps = jax.random.normal(k_eps, (images.shape[0], m.latent_dim), images.dtype)
     prior = jax.random.normal(k_prior, (images.shape[0], m.latent_dim), images.dtype)
-    scale = mmd_kernel_scale(m.latent_dim, m.mmd_kernel_scale)
+    scale = mmd.gaussian_kernel_scale(m.latent_dim, m.mmd_kernel_scale)
 
     def loss_fn(params):
       mean, log_var, z, pre_tanh = state.ae.apply_fn({'params': params}, images, eps)
-      recon_loss = beta_vae.reconstruction_loss(images, jnp.tanh(pre_tanh), pre_tanh,
-                                                m.reconstruction)
+      recon_loss = vae.reconstruction_loss(images, jnp.tanh(pre_tanh), pre_tanh, m.reconstruction)
       # Both divergences are computed (cheap at batch size) and logged, so
       # runs of the two objectives can be compared on both; only one is optimised.
-      kl = jnp.mean(beta_vae.gaussian_kl(mean, log_var))
-      mmd = mmd_gaussian(z, prior, scale)
-      total = recon_loss + (kl if m.divergence == 'kl' else m.mmd_weight * mmd)
-      metrics = {'loss': total, 'recon_loss': recon_loss, 'kl': kl, 'mmd': mmd,
+      kl = jnp.mean(vae.gaussian_kl(mean, log_var))
+      divergence = mmd.mmd_gaussian(z, prior, scale)
+      total = recon_loss + (kl if m.divergence == 'kl' else m.mmd_weight * divergence)
+      metrics = {'loss': total, 'recon_loss': recon_loss, 'kl': kl, 'mmd': divergence,
                  'posterior_mean_sq': jnp.mean(jnp.square(mean)),
                  'posterior_var': jnp.mean(jnp.exp(log_var))}
       return total, (metrics, mean)

@@ -168,7 +168,7 @@ class Autoencoder(nn.Module):
 def resolve_decoder_upsample_conv(value: str, backend: str | None = None) -> str:
   """`config.model.decoder_upsample_conv` made concrete: 'auto' picks by backend.
 
-  'project_first' is ~2x faster on CPU (README "Speed"); on GPU/TPU native
+  'project_first' is ~2x faster on CPU (experiments/docs/speed.md); on GPU/TPU native
   convs are the fast op, so 'auto' takes the textbook 'upsample_first' there.
   Both compute the same function with the same parameters, so the choice
   never affects a checkpoint.

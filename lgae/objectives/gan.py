@@ -1,10 +1,13 @@
 """GAN objectives on D's logits: D's and G's losses, noisy labels, an encoder's adversarial term.
 
 All return scalars averaged over the batch. D ends in a logit (the paper's fc-o1-sig:
-the sigmoid is folded into a numerically stable BCE).
+the sigmoid is folded into a numerically stable BCE). `discriminator_update`
+and `batchnorm_discriminator_update` are whole steps of an adversary's train
+state (without and with BatchNorm), `generator_grads` G's side through one.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -48,3 +51,77 @@ def encoder_adversarial_loss(real_logits: jax.Array) -> jax.Array:
   pulls Enc(x) towards G's code-structured distribution.
   """
   return jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.zeros_like(real_logits)))
+
+def discriminator_update(disc, real: jax.Array, fake: jax.Array, real_targets: jax.Array,
+                         fake_targets: jax.Array):
+  """One BCE step (`discriminator_loss`) of an adversary without batch-dependent layers.
+
+  `disc` is a flax TrainState whose network maps [N, ...] to logits [N];
+  real and fake go through one forward on [real; fake] (nothing in the network
+  depends on the batch, so that is the same as two).
+
+  Returns (new state, loss, mean D(real), mean D(fake)).
+  """
+  n = real.shape[0]
+
+  def loss_fn(params):
+    logits = disc.apply_fn({'params': params}, jnp.concatenate([real, fake], axis=0))
+    loss = discriminator_loss(logits[:n], logits[n:], real_targets, fake_targets)
+    return loss, (jnp.mean(jax.nn.sigmoid(logits[:n])), jnp.mean(jax.nn.sigmoid(logits[n:])))
+
+  (loss, (real_prob, fake_prob)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
+  return disc.apply_gradients(grads=grads), loss, real_prob, fake_prob
+
+
+def batchnorm_discriminator_update(disc, real: jax.Array, fake: jax.Array,
+                                   real_targets: jax.Array, fake_targets: jax.Array,
+                                   fake_loss: Callable[[Any], tuple[jax.Array, dict]],
+                                   tag: str = ''):
+  """One step of a discriminator with BatchNorm: `discriminator_loss` + fake_loss(D's fake outputs).
+
+  `disc` is a TrainState with `batch_stats` (`lgae.core.state.AutoencoderState`)
+  whose network maps images to a dict with 'logit' [N] (InfoGAN's D/Q).
+  Real and fake go through two train-mode forwards: BatchNorm must not see a
+  mixed batch, or D could tell real from fake by the batch statistics alone.
+  The running statistics follow the real forward, then the fake one.
+  `fake_loss` returns (a term added to D's loss, its metrics), e.g. Q's
+  weighted MI loss on the fakes.
+
+  Returns (new state, metrics): f'd{tag}_loss', f'd{tag}_real_prob',
+  f'd{tag}_fake_prob' and fake_loss's.
+  """
+
+  def loss_fn(params):
+    real_out, updates = disc.apply_fn({'params': params, 'batch_stats': disc.batch_stats}, real,
+                                      train=True, mutable=['batch_stats'])
+    fake_out, updates = disc.apply_fn({'params': params, 'batch_stats': updates['batch_stats']},
+                                      fake, train=True, mutable=['batch_stats'])
+    d_loss = discriminator_loss(real_out['logit'], fake_out['logit'], real_targets, fake_targets)
+    extra, metrics = fake_loss(fake_out)
+    metrics = {f'd{tag}_loss': d_loss, **metrics,
+               f'd{tag}_real_prob': jnp.mean(jax.nn.sigmoid(real_out['logit'])),
+               f'd{tag}_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
+    return d_loss + extra, (updates['batch_stats'], metrics)
+
+  (_, (stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
+  return disc.apply_gradients(grads=grads, batch_stats=stats), metrics
+
+
+def generator_grads(disc, fake: jax.Array, fake_loss: Callable[[Any], jax.Array]
+                    ) -> tuple[jax.Array, jax.Array]:
+  """(G's `generator_loss`, d/d fake of it + fake_loss(D's outputs)), through `disc`.
+
+  `disc` (as in `batchnorm_discriminator_update`, usually just updated) runs
+  in train mode with its running statistics left alone (it is G's step, not
+  D's); the gradient is with respect to the images `fake`, for the caller to
+  pull back through G's VJP.
+  """
+
+  def loss_fn(images):
+    out, _ = disc.apply_fn({'params': disc.params, 'batch_stats': disc.batch_stats}, images,
+                           train=True, mutable=['batch_stats'])
+    g_loss = generator_loss(out['logit'])
+    return g_loss + fake_loss(out), g_loss
+
+  (_, g_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(fake)
+  return g_loss, grads

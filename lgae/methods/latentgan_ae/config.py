@@ -30,7 +30,7 @@ def model_config() -> ml_collections.ConfigDict:
   #   'project_first' on CPU, 'upsample_first' on GPU/TPU.
   # 'project_first': the conv's channel mixing runs at the low resolution and
   #   its k*k tap outputs are upsampled and summed (factor**2 fewer
-  #   multiply-adds; ~2x faster MNIST step on CPU, see README "Speed").
+  #   multiply-adds; ~2x faster MNIST step on CPU, see experiments/docs/speed.md).
   # 'upsample_first': the textbook order, bilinear upsampling then a native
   #   conv; for accelerators, where convs are the fastest op.
   model.decoder_upsample_conv = 'auto'
@@ -72,7 +72,7 @@ def config_fields() -> ml_collections.ConfigDict:
 
   fields.loss = ml_collections.ConfigDict()
   # Extra signal into the encoder (0 = the paper's literal reading: encoder
-  # trained by the reconstruction loss only). See README "Design choices".
+  # trained by the reconstruction loss only). See experiments/docs/methods.md, "Design choices".
   fields.loss.encoder_adversarial_weight = 0.0   # AAE-style: Enc tries to look like G to D.
   fields.loss.encoder_entropy_weight = 0.0       # Enc makes Q's Cat prediction on Enc(x) confident.
   # Two-stage only, beyond the paper (SCAN / N2D): Q's Cat prediction on a

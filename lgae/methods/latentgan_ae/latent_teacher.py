@@ -6,7 +6,7 @@ dimensions followed by a Gaussian mixture clusters MNIST digits at ~3 % error
 the latent GAN with neighbour consistency stalls at ~12 %: every remaining
 error of that objective is a pair of digits (4 and 9) that it splits along a
 shared style direction instead of along identity, a local optimum of a
-balanced graph cut (README "Reproducing Table 1"). `umap_gmm_clusters` computes
+balanced graph cut (experiments/docs/reproducing.md). `umap_gmm_clusters` computes
 that clustering once, when the two-stage cache is built, and
 `config.loss.teacher_weight` adds the cross-entropy of Q's first Cat head on
 real latents against it to D/Q's loss. The classifier stays Q(Enc(x)); the
