@@ -32,9 +32,7 @@ _STYLE_DIM = 5
 
 def get_config(variant: str = 'k16'):
   """Returns the AAE MNIST config: 'k16' (paper row), 'k32' or 'smoke' (tests)."""
-  if variant not in ('k16', 'k32', 'smoke'):
-    raise ValueError(f"Unknown AAE MNIST config variant {variant!r}; use 'k16', 'k32' or "
-                     "'smoke'.")
+  common.check_variant(variant, ('k16', 'k32', 'smoke'), 'AAE MNIST')
   # config.model: the AAE's networks (`lgae.methods.aae`) at their defaults,
   # the paper's, but for the cluster logits' BatchNorm below.
   config = common.get_base_config('aae')

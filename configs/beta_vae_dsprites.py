@@ -105,9 +105,7 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
 
   'cpu': configs/dsprites.py:cpu's networks (16-d z as here) and its CPU protocol's length.
   """
-  if variant not in ('paper', 'cpu', 'smoke'):
-    raise ValueError(f"Unknown beta-VAE dSprites config variant {variant!r}; use 'paper', "
-                     "'cpu' or 'smoke'.")
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'beta-VAE dSprites')
   config = vae_like_dsprites_config(beta_vae.BetaVAE.name, 'cpu' if variant == 'cpu' else 'paper')
   config.model.beta = 4.0
   config.model.reconstruction = 'bernoulli'   # binary images; Rubenstein et al.'s loss.

@@ -18,24 +18,15 @@ from configs import common, mnist
 
 def get_config(variant: str = 'paper'):
   """Returns the CelebA config; `variant='smoke'` shrinks it for tests."""
+  common.check_variant(variant, ('paper', 'smoke'), 'CelebA')
   config = common.get_base_config()
-  config.dataset.name = 'celeb_a'
-  config.dataset.train_split = 'train'
-  config.dataset.eval_split = 'test'
-  config.dataset.image_size = 32
-  config.dataset.channels = 3
   # Aligned faces are 218x178; the central 140x140 square holds the face (the
   # crop of DCGAN/BEGAN-style CelebA pipelines), then resized.
-  config.dataset.crop = 140
-  config.dataset.resize = 'resize'
-  config.dataset.shuffle_buffer = 20_000
-
-  config.model.latent_dim = 128
-  config.model.encoder_features = (64, 128, 256, 512, 128)
-  config.model.decoder_upsample = (4, 2, 2, 2)
-  config.model.decoder_features = (512, 256, 128)
-  config.model.generator_hidden = (3000, 3000, 3000, 3000)
-  config.model.discriminator_hidden = (3000, 3000, 3000, 512)
+  config.dataset.update(name='celeb_a', train_split='train', eval_split='test', image_size=32,
+                        channels=3, crop=140, resize='resize', shuffle_buffer=20_000)
+  config.model.update(latent_dim=128, encoder_features=(64, 128, 256, 512, 128),
+                      decoder_upsample=(4, 2, 2, 2), decoder_features=(512, 256, 128),
+                      generator_hidden=(3000,) * 4, discriminator_hidden=(3000, 3000, 3000, 512))
 
   # G input 228 = 128 noise + 10 x Cat(10); no continuous codes.
   config.codes.noise_dim = 128
@@ -48,6 +39,4 @@ def get_config(variant: str = 'paper'):
 
   if variant == 'smoke':
     mnist.apply_smoke(config)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown CelebA config variant {variant!r}; use 'paper' or 'smoke'.")
   return config

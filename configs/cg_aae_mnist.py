@@ -51,9 +51,7 @@ from configs import common
 
 def get_config(variant: str = 'paper'):
   """Returns the CG-AAE MNIST config: 'paper', 'cpu' (shortened, narrower) or 'smoke' (tests)."""
-  if variant not in ('paper', 'cpu', 'smoke'):
-    raise ValueError(f"Unknown CG-AAE MNIST config variant {variant!r}; use 'paper', 'cpu' or "
-                     "'smoke'.")
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'CG-AAE MNIST')
   config = common.get_base_config('cg_aae')
   common.use_padded_mnist(config)
 

@@ -37,6 +37,17 @@ def for_method(config: ml_collections.ConfigDict, model_name: str) -> ml_collect
   return new
 
 
+def check_variant(variant: str, variants: tuple[str, ...], what: str, note: str = '') -> None:
+  """Raises ValueError naming the variants of `what` if `variant` is not one of them.
+
+  Called first thing in `get_config`, so a typo (`configs/mnist.py:bset`) is
+  refused before anything is built; `note` may add e.g. an alias.
+  """
+  if variant not in variants:
+    names = ', '.join(repr(v) for v in variants[:-1]) + f' or {variants[-1]!r}'
+    raise ValueError(f'Unknown {what} config variant {variant!r}; use {names}{note}.')
+
+
 def use_padded_mnist(config: ml_collections.ConfigDict) -> None:
   """MNIST as every MNIST config reads it: 28x28 digits zero-padded to 1x32x32."""
   config.dataset.name = 'mnist'

@@ -37,27 +37,22 @@ Usage:
   python -m experiments.main --config=configs/dsprites.py:smoke   # tiny, for tests/CI
 """
 
-from configs import chairs, mnist
+from configs import chairs, common, mnist
 
 
 def get_config(variant: str = 'paper'):
   """Returns the dSprites config; `variant='smoke'` shrinks it for tests."""
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'dSprites')
   config = chairs.get_config('paper')
-  config.dataset.name = 'dsprites_procedural'
   # One split, stored in tfds' key-hash order (as tfds' own `dsprites`), so
   # these slices are fixed pseudo-random subsets of the grid; 2% = 14,746
-  # held-out images keep evaluation short.
-  config.dataset.train_split = 'train[:98%]'
-  config.dataset.eval_split = 'train[98%:]'
-  config.dataset.image_size = 64
-  config.dataset.channels = 1
-  config.dataset.crop = 0
-  config.dataset.resize = 'resize'   # stored at 64x64: a no-op.
-  config.dataset.pixel_max = 1       # stored 0/1: white must become 1.0, not -0.99.
-  config.dataset.shuffle_buffer = 20_000
-  # Nothing to download: tfds renders the dataset when it is first prepared
-  # (about 8 minutes on 2 CPU cores; experiments/docs/comparisons.md, "dSprites").
-  config.dataset.download = True
+  # held-out images keep evaluation short. Stored at 64x64 (resize: a no-op)
+  # and 0/1 (pixel_max 1: white must become 1.0, not -0.99). Nothing to
+  # download: tfds renders the dataset when it is first prepared (about 8
+  # minutes on 2 CPU cores; experiments/docs/comparisons.md, "dSprites").
+  config.dataset.update(name='dsprites_procedural', train_split='train[:98%]',
+                        eval_split='train[98%:]', image_size=64, channels=1, crop=0,
+                        resize='resize', pixel_max=1, shuffle_buffer=20_000, download=True)
 
   # G input 135 = 128 noise + Cat(3) + 4 x U(-1, 1).
   config.codes.noise_dim = 128
@@ -72,9 +67,6 @@ def get_config(variant: str = 'paper'):
     apply_cpu_widths(config)
   elif variant == 'smoke':
     mnist.apply_smoke(config)
-  elif variant != 'paper':
-    raise ValueError(
-        f"Unknown dSprites config variant {variant!r}; use 'paper', 'cpu' or 'smoke'.")
   return config
 
 

@@ -23,9 +23,7 @@ from configs import common
 
 def get_config(variant: str = 'paper'):
   """Returns the InfoGAN MNIST config; `variant='smoke'` shrinks it for tests."""
-  if variant not in ('paper', 'smoke'):
-    raise ValueError(f"Unknown InfoGAN MNIST config variant {variant!r}; use 'paper' or "
-                     "'smoke'.")
+  common.check_variant(variant, ('paper', 'smoke'), 'InfoGAN MNIST')
   config = common.get_base_config('infogan')
   common.use_padded_mnist(config)
 

@@ -60,9 +60,7 @@ from configs import beta_vae_dsprites, common, dsprites, infogan_mnist, infovaeg
 
 def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
   """Returns the InfoVAEGAN dSprites config: 'paper', 'cpu' or 'smoke' (tests)."""
-  if variant not in ('paper', 'cpu', 'smoke'):
-    raise ValueError(f"Unknown InfoVAEGAN dSprites config variant {variant!r}; use 'paper', "
-                     "'cpu' or 'smoke'.")
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'InfoVAEGAN dSprites')
   # The dataset fields (64x64 binary, 98/2 % split) of configs/dsprites.py.
   config = common.for_method(dsprites.get_config('paper'), 'infovaegan')
   m = config.model

@@ -51,9 +51,7 @@ from configs import common, infogan_mnist
 
 def get_config(variant: str = 'paper'):
   """Returns the InfoVAEGAN MNIST config: 'paper', 'cpu' (every width halved) or 'smoke' (tests)."""
-  if variant not in ('paper', 'cpu', 'smoke'):
-    raise ValueError(f"Unknown InfoVAEGAN MNIST config variant {variant!r}; use 'paper', "
-                     "'cpu' or 'smoke'.")
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'InfoVAEGAN MNIST')
   # InfoGAN's MNIST config (configs/infogan_mnist.py) for everything the
   # methods share (the paper: the same hyper-parameters for all methods):
   # padded MNIST, codes G input 74 = 62 noise + Cat(10) + 2 x U(-1, 1), the

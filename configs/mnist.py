@@ -26,6 +26,8 @@ from configs import common
 
 def get_config(variant: str = 'paper'):
   """Returns the MNIST config; `variant='smoke'` shrinks it for tests."""
+  common.check_variant(variant, ('paper', 'best', 'best_teacher', 'neighbour', 'smoke'), 'MNIST',
+                       " ('best_teacher' = 'best')")
   config = common.get_base_config()
   # Table 2's last decoder row says o3, but MNIST is 1-channel and the loss is
   # MSE against the 1x32x32 input, so the decoder outputs dataset.channels = 1.
@@ -56,9 +58,6 @@ def get_config(variant: str = 'paper'):
     apply_best(config)
   elif variant == 'neighbour':
     apply_neighbour(config)
-  elif variant != 'paper':
-    raise ValueError(f"Unknown MNIST config variant {variant!r}; use 'paper', 'best', "
-                     "'neighbour' or 'smoke' ('best_teacher' = 'best').")
   return config
 
 

@@ -38,7 +38,7 @@ Usage:
 
 import ml_collections
 
-from configs import beta_vae_dsprites, dsprites
+from configs import beta_vae_dsprites, common, dsprites
 from lgae.methods import wae
 
 
@@ -47,9 +47,7 @@ def get_config(variant: str = 'paper') -> ml_collections.ConfigDict:
 
   'cpu': configs/dsprites.py:cpu's networks and its CPU protocol's length.
   """
-  if variant not in ('paper', 'cpu', 'smoke'):
-    raise ValueError(f"Unknown WAE dSprites config variant {variant!r}; use 'paper', 'cpu' or "
-                     "'smoke'.")
+  common.check_variant(variant, ('paper', 'cpu', 'smoke'), 'WAE dSprites')
   config = beta_vae_dsprites.vae_like_dsprites_config(
       wae.WAE.name, 'cpu' if variant == 'cpu' else 'paper')
   config.model.lambda_mmd = 10.0

@@ -166,7 +166,7 @@ BAD_CONFIGS = [
     ('disc_b1_is_1', lambda c: _set(c, 'optimizer.disc_b1', 1.0), None,
      r'config\.optimizer\.disc_b1=1\.0 must be < 1'),
     ('unknown_model', lambda c: _set(c, 'model_name', 'vqvae'), None,
-     r"config\.model_name='vqvae': lgae has the methods \('latentgan_ae', 'infogan', 'aae', "
+     r"config\.model_name='vqvae': 'vqvae' is not a method; lgae has the methods \('latentgan_ae', 'infogan', 'aae', "
      r"'beta_vae', 'wae_mmd', 'infovaegan', 'latent_stats_vae', 'cg_aae'\)"),
     # Dataset.
     ('unknown_tfds_dataset', lambda c: _set(c, 'dataset.name', 'mnsit'), None,
@@ -374,10 +374,10 @@ def test_fill_new_fields_adds_only_what_is_missing():
   with config.unlocked():
     del config.model['encoder_trunk']
     config.model.mi_variance = 'unit'           # a saved non-default value: kept
-    del config['two_stage']                     # a whole group missing
+    del config['codes']                         # a whole group missing
   filled = config_validation.fill_new_fields(config)
   assert config.model.encoder_trunk == 'own' and config.model.mi_variance == 'unit'
   assert 'model.encoder_trunk' in filled and 'model.mi_variance' not in filled
-  assert any(name.startswith('two_stage.') for name in filled)
+  assert any(name.startswith('codes.') for name in filled)
   assert config_validation.schema_errors(config) == []
   assert config_validation.fill_new_fields(config) == []

@@ -151,6 +151,10 @@ def drop_removed_fields(config: ml_collections.ConfigDict) -> list[str]:
 
 def schema_errors(config: ml_collections.ConfigDict) -> list[str]:
   """Unknown, missing and wrongly typed fields, against the method's schema."""
+  try:
+    method_lib.get(config.get('model_name', ''))
+  except ValueError as e:   # Without a method there is no schema to check the rest against.
+    return [f'config.model_name={config.get("model_name", "")!r}: {e}']
   schema = _flatten(method_schema(config))
   given = _flatten(config)
   groups = {name.rsplit('.', 1)[0] for name in schema if '.' in name}

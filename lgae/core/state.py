@@ -1,13 +1,19 @@
 """What every method's train state is built from, and how a state is created or restored.
 
-A method's state is one pytree (`lgae.core.method`): jit, shard, donate and
-checkpoint it whole. `create_state` and `abstract_state` build the state of
-`config.model_name`'s method; `AutoencoderState` (a network with BatchNorm
-statistics) and `make_optimizer` serve them all.
+A method's state is one pytree (`lgae.core.method`) whose root has `step` and
+`rng` (`StepState`): jit, shard, donate and checkpoint it whole. Each network
+in it is an `AutoencoderState` (parameters, Adam state, BatchNorm running
+statistics, {} for a network without BatchNorm); `network_state`, `apply` and
+`train_forward` make and run one, `make_optimizer` gives its Adam.
+`create_state` and `abstract_state` build the state of `config.model_name`'s
+method.
 """
 
 import functools
 from typing import Any
+
+import flax.linen as nn
+import flax.struct
 
 import jax
 import jax.numpy as jnp
@@ -70,3 +76,51 @@ def abstract_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, m
 def count_params(params: Any) -> int:
   """Number of scalars in a parameter pytree."""
   return sum(x.size for x in jax.tree.leaves(params))
+
+
+class StepState(flax.struct.PyTreeNode):
+  """The root of a method's train state; each method's state class adds its networks.
+
+  Attributes:
+    step: int32 scalar, the number of updates done.
+    rng: the base PRNG key (raw uint32[2]); step `s` draws from fold_in(rng, s).
+  """
+
+  step: jax.Array
+  rng: jax.Array
+
+
+def network_state(model: nn.Module, variables: Any, config: ml_collections.ConfigDict,
+           network: str) -> AutoencoderState:
+  """The state of `model` from its initial `variables`, with `network`'s Adam (`make_optimizer`)."""
+  return AutoencoderState.create(
+      apply_fn=model.apply, params=variables['params'],
+      tx=make_optimizer(config, network),
+      batch_stats=variables.get('batch_stats', {}))
+
+
+def variables(net: AutoencoderState, params: Any = None,
+              batch_stats: Any = None) -> dict[str, Any]:
+  """{'params', 'batch_stats'} of `net`, either replaced where given."""
+  return {'params': net.params if params is None else params,
+          'batch_stats': net.batch_stats if batch_stats is None else batch_stats}
+
+
+def apply(net: AutoencoderState, *inputs, **kwargs) -> Any:
+  """`net`'s function at its current parameters and running statistics.
+
+  Inference mode is the caller's `train=False`, where the network takes one.
+  """
+  return net.apply_fn(variables(net), *inputs, **kwargs)
+
+
+def train_forward(net: AutoencoderState, params: Any, *inputs,
+                  batch_stats: Any = None, **kwargs) -> tuple[Any, Any]:
+  """Train-mode forward (batch statistics) at `params`: (output, updated running statistics).
+
+  The running statistics are updated from `batch_stats` (default: `net`'s);
+  a network without BatchNorm returns them unchanged.
+  """
+  given = variables(net, params, batch_stats)
+  out, updates = net.apply_fn(given, *inputs, train=True, mutable=['batch_stats'], **kwargs)
+  return out, updates.get('batch_stats', given['batch_stats'])

@@ -39,7 +39,7 @@ NAMES = tuple(_MODULES)
 def get(name: str) -> method_lib.Method:
   """The method called `name` (a `config.model_name`), importing its module on first use."""
   if name not in _MODULES:
-    raise ValueError(f'Unknown method {name!r}; lgae has {NAMES}.')
+    raise ValueError(f'{name!r} is not a method; lgae has the methods {NAMES}.')
   method = importlib.import_module(_MODULES[name]).METHOD
   assert method.name == name, (method, name)
   return method

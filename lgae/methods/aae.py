@@ -59,7 +59,7 @@ from flax.training import train_state
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import mlp, train_states
+from lgae.nets import mlp
 from lgae.objectives import gan, reconstruction
 
 
@@ -147,7 +147,7 @@ class AAEModels(NamedTuple):
   disc_style: Adversary
 
 
-class AAEState(train_states.StepState):
+class AAEState(state_lib.StepState):
   """Everything that changes during AAE training (beyond `StepState`'s step and rng).
 
   Attributes:
@@ -168,7 +168,7 @@ class AAEState(train_states.StepState):
 
 def _apply_ae(state: AAEState, images: jax.Array, method=None):
   """Evaluation-mode forward (running BatchNorm averages, if any)."""
-  return train_states.apply(state.ae, images, method=method)
+  return state_lib.apply(state.ae, images, method=method)
 
 
 class AAE(method_lib.Method):
@@ -282,7 +282,7 @@ class AAE(method_lib.Method):
     return AAEState(
         step=jnp.zeros((), jnp.int32),
         rng=k_rng,
-        ae=train_states.create(models.autoencoder, ae_vars, config, 'autoencoder'),
+        ae=state_lib.network_state(models.autoencoder, ae_vars, config, 'autoencoder'),
         disc_cat=train_state.TrainState.create(apply_fn=models.disc_cat.apply,
                                                params=cat_params, tx=disc_tx),
         disc_style=train_state.TrainState.create(apply_fn=models.disc_style.apply,
@@ -374,7 +374,7 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   # (1) Reconstruction.
   def recon_loss_fn(params):
-    (_, _, recon), batch_stats = train_states.train_forward(state.ae, params, images)
+    (_, _, recon), batch_stats = state_lib.train_forward(state.ae, params, images)
     return reconstruction.reconstruction_loss(images, recon), batch_stats
 
   (recon_loss, batch_stats), recon_grads = jax.value_and_grad(
@@ -383,7 +383,7 @@ def _separate_step(state: AAEState, images: jax.Array, config: ml_collections.Co
 
   # (2) The adversaries, on the encoder after (1).
   (style, logits), encode_vjp, batch_stats = jax.vjp(
-      lambda params: train_states.train_forward(ae, params, images,
+      lambda params: state_lib.train_forward(ae, params, images,
                                                  method=AAEAutoencoder.encode),
       ae.params, has_aux=True)
   ae = ae.replace(batch_stats=batch_stats)
@@ -425,7 +425,7 @@ def _step(state: AAEState, images: jax.Array, config: ml_collections.ConfigDict,
 
   # (1)'s forward; its VJP is reused for the encoder+decoder update below.
   (style, logits, recon), ae_vjp, batch_stats = jax.vjp(
-      lambda params: train_states.train_forward(state.ae, params, images), state.ae.params,
+      lambda params: state_lib.train_forward(state.ae, params, images), state.ae.params,
       has_aux=True)
 
   # (2)

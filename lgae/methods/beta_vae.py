@@ -35,7 +35,7 @@ import ml_collections
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import conv, conv_vae, train_states
+from lgae.nets import conv, conv_vae
 from lgae.objectives import vae
 
 
@@ -67,7 +67,7 @@ class VAEAutoencoder(conv_vae.ConvAutoencoder):
     return mean, log_var, self.decode(z, train=train)
 
 
-class BetaVAEState(train_states.StepState):
+class BetaVAEState(state_lib.StepState):
   """Everything that changes during beta-VAE training (beyond `StepState`'s step and rng).
 
   Attributes:

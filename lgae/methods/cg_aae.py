@@ -88,7 +88,7 @@ from flax.training import train_state
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import dcgan, train_states
+from lgae.nets import dcgan
 from lgae.objectives import gan, info, reconstruction
 
 PHASE_SCHEDULES = ('both', 'alternate')
@@ -264,7 +264,7 @@ class CGAAEModels(NamedTuple):
   disc_image: ImageDiscriminatorQ
 
 
-class CGAAEState(train_states.StepState):
+class CGAAEState(state_lib.StepState):
   """Everything that changes during CG-AAE training (beyond `StepState`'s step and rng).
 
   Attributes:
@@ -284,7 +284,7 @@ class CGAAEState(train_states.StepState):
 
 def _infer(net: state_lib.AutoencoderState, x: jax.Array) -> Any:
   """Inference-mode forward (running statistics), at the net's current parameters."""
-  return train_states.apply(net, x, train=False)
+  return state_lib.apply(net, x, train=False)
 
 
 def _zeros_like(tree: Any) -> Any:
@@ -428,7 +428,7 @@ class CGAAE(method_lib.Method):
     code = jnp.zeros((1, code_dim))
 
     def create(module, k, x, network):
-      return train_states.create(module, module.init(k, x, train=False), config, network)
+      return state_lib.network_state(module, module.init(k, x, train=False), config, network)
 
     dc_params = models.disc_code.init(k_dc, code)['params']
     return CGAAEState(
@@ -502,12 +502,12 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   k_codes, k_real, k_fake = jax.random.split(key, 3)
   codes = latent.sample(k_codes, layout, n)
   # CG is fixed here: batch statistics (as CG runs when trained), running averages left alone.
-  prior_code, _ = train_states.train_forward(state.cg, state.cg.params,
+  prior_code, _ = state_lib.train_forward(state.cg, state.cg.params,
                                              latent.generator_input(codes, layout))
 
   # Enc's forward once; its VJP serves both of its terms below.
   code, enc_vjp, enc_stats = jax.vjp(
-      lambda p: train_states.train_forward(state.enc, p, images), state.enc.params,
+      lambda p: state_lib.train_forward(state.enc, p, images), state.enc.params,
       has_aux=True)
   real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, n, lc)
   new_dc, d_loss, real_prob, fake_prob = gan.discriminator_update(
@@ -518,7 +518,7 @@ def _aae_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   target = perceptual_features(state.disc_image, images) if perceptual else images
 
   def loss_fn(code_out, dec_params):
-    recon, dec_stats = train_states.train_forward(state.dec, dec_params, code_out)
+    recon, dec_stats = state_lib.train_forward(state.dec, dec_params, code_out)
     g_code = gan.generator_loss(new_dc.apply_fn({'params': new_dc.params}, code_out))
     rec = reconstruction.reconstruction_loss(
         target, perceptual_features(state.disc_image, recon) if perceptual else recon)
@@ -550,8 +550,8 @@ def _prior_phase(state: CGAAEState, images: jax.Array, key: jax.Array,
   g_input = latent.generator_input(codes, layout)
 
   def generate_fn(cg_params, dec_params):
-    prior_code, cg_stats = train_states.train_forward(state.cg, cg_params, g_input)
-    fake, new_dec_stats = train_states.train_forward(state.dec, dec_params, prior_code,
+    prior_code, cg_stats = state_lib.train_forward(state.cg, cg_params, g_input)
+    fake, new_dec_stats = state_lib.train_forward(state.dec, dec_params, prior_code,
                                                       batch_stats=dec_stats)
     return fake, (cg_stats, new_dec_stats)
 

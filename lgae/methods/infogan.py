@@ -41,11 +41,11 @@ import ml_collections
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import dcgan, train_states
+from lgae.nets import dcgan
 from lgae.objectives import gan, info
 
 
-class InfoGANState(train_states.StepState):
+class InfoGANState(state_lib.StepState):
   """Everything that changes during InfoGAN training (beyond `StepState`'s step and rng).
 
   Attributes:
@@ -142,8 +142,8 @@ class InfoGAN(method_lib.Method):
     disc_vars = discriminator.init(k_disc, jnp.zeros((1, size, size, channels)), train=False)
     return InfoGANState(
         step=jnp.zeros((), jnp.int32), rng=k_rng,
-        gen=train_states.create(generator, gen_vars, config, 'generator'),
-        disc=train_states.create(discriminator, disc_vars, config, 'discriminator'))
+        gen=state_lib.network_state(generator, gen_vars, config, 'generator'),
+        disc=state_lib.network_state(discriminator, disc_vars, config, 'discriminator'))
 
   # --- Training --------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class InfoGAN(method_lib.Method):
     # G's forward is run once: its output is D's fake batch, and its VJP is
     # reused for G's own update (G's parameters do not change in between).
     fake, gen_vjp, gen_stats = jax.vjp(
-        lambda params: train_states.train_forward(state.gen, params, g_input),
+        lambda params: state_lib.train_forward(state.gen, params, g_input),
         state.gen.params, has_aux=True)
     real_targets, fake_targets = gan.discriminator_targets(k_real, k_fake, batch_size, lc)
 
@@ -195,14 +195,14 @@ class InfoGAN(method_lib.Method):
     'z' is [cont means, softmax of each Cat head]: the code InfoGAN reads off
     an image, the representation the neighbour and disentanglement metrics score.
     """
-    out = train_states.apply(state.disc, images, train=False)
+    out = state_lib.apply(state.disc, images, train=False)
     probs = [jax.nn.softmax(logits, axis=-1) for logits in out['cat_logits']]
     return {'z': jnp.concatenate([out['cont_mean'], *probs], axis=-1),
             'cat_logits': tuple(out['cat_logits'])}
 
   def generate(self, state: InfoGANState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
-    return train_states.apply(state.gen, latent.generator_input(codes, layout), train=False)
+    return state_lib.apply(state.gen, latent.generator_input(codes, layout), train=False)
 
 
 METHOD = InfoGAN()

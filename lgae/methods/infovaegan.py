@@ -91,7 +91,7 @@ import ml_collections
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import dcgan, train_states
+from lgae.nets import dcgan
 from lgae.objectives import gan, info, vae
 
 # config.model.mi_variance values (model_config says what each means).
@@ -215,7 +215,7 @@ class JointDiscriminator(nn.Module):
     return (logit, features) if return_features else logit
 
 
-class InfoVAEGANState(train_states.StepState):
+class InfoVAEGANState(state_lib.StepState):
   """Everything that changes during InfoVAEGAN training (beyond `StepState`'s step and rng).
 
   Attributes:
@@ -343,7 +343,7 @@ class InfoVAEGAN(method_lib.Method):
     enc_input = x if encoder.own_trunk else jax.eval_shape(
         lambda: discriminator.apply(disc_vars, x, train=False, method='features'))
     enc_vars = encoder.init(k_enc, jnp.zeros(enc_input.shape, enc_input.dtype), train=False)
-    create = functools.partial(train_states.create, config=config)
+    create = functools.partial(state_lib.create, config=config)
     # E with G's optimiser: both are trained by L_EG and L_MI (Algorithm 1, lines 14-15).
     return InfoVAEGANState(step=jnp.zeros((), jnp.int32), rng=k_rng,
                            enc=create(encoder, enc_vars, network='generator'),
@@ -383,8 +383,8 @@ class InfoVAEGAN(method_lib.Method):
       On D's trunk, D's statistics from that forward are dropped: D's step keeps them.
       """
       if on_disc_trunk:
-        x, _ = train_states.train_forward(disc, disc.params, x, method='features')
-      return train_states.train_forward(state.enc, enc_params, x, batch_stats=enc_stats)
+        x, _ = state_lib.train_forward(disc, disc.params, x, method='features')
+      return state_lib.train_forward(state.enc, enc_params, x, batch_stats=enc_stats)
 
     def mi_terms(out):
       """L_MI (Eq. 30) of E's outputs on the fakes: (weighted sum, CE of s, NLL of c)."""
@@ -397,7 +397,7 @@ class InfoVAEGAN(method_lib.Method):
     # G and E-on-real each run forward once: their outputs feed D's step, and
     # their VJPs carry the E/G step's gradients back (parameters unchanged in between).
     fake, gen_vjp, gen_stats = jax.vjp(
-        lambda params: train_states.train_forward(state.gen, params, g_input),
+        lambda params: state_lib.train_forward(state.gen, params, g_input),
         state.gen.params, has_aux=True)
 
     def encode_real_fn(params):
@@ -411,9 +411,9 @@ class InfoVAEGAN(method_lib.Method):
 
     # --- D: L_D (Eq. 28), real and fake pairs in separate BatchNorm batches.
     def disc_loss_fn(params):
-      real_logit, stats = train_states.train_forward(
+      real_logit, stats = state_lib.train_forward(
           state.disc, params, d_input(images, k_noise_real), jax.lax.stop_gradient(real_codes))
-      (fake_logit, fake_features), stats = train_states.train_forward(
+      (fake_logit, fake_features), stats = state_lib.train_forward(
           state.disc, params, d_input(jax.lax.stop_gradient(fake), k_noise_fake), prior_codes,
           batch_stats=stats, return_features=True)
       d_loss = gan.discriminator_loss(real_logit, fake_logit, real_targets, fake_targets)
@@ -423,7 +423,7 @@ class InfoVAEGAN(method_lib.Method):
       if on_disc_trunk:
         # InfoGAN's tie: L_MI trains D's trunk too, with E's own layers fixed
         # here (they learn in the E/G step), as InfoGAN's D/Q step does.
-        q_out, _ = train_states.train_forward(state.enc, state.enc.params, fake_features)
+        q_out, _ = state_lib.train_forward(state.enc, state.enc.params, fake_features)
         trunk_mi, _, _ = mi_terms(q_out)
         metrics['d_trunk_mi_loss'] = trunk_mi
         total = d_loss + trunk_mi
@@ -435,7 +435,7 @@ class InfoVAEGAN(method_lib.Method):
 
     # --- E and G: L_EG + L_MI + vae_weight * L_VAE, with D fixed at its new value.
     def discriminate(x, code_vec):
-      logit, _ = train_states.train_forward(new_disc, new_disc.params, x, code_vec)
+      logit, _ = state_lib.train_forward(new_disc, new_disc.params, x, code_vec)
       return logit
 
     def eg_loss_fn(enc_params, fake_images, real_code_vec):
@@ -452,7 +452,7 @@ class InfoVAEGAN(method_lib.Method):
       vae_out, _ = encode(enc_params, enc_stats, new_disc, target)
       post = posterior_codes(vae_out, k_fake_post, m.temperature, hard=False)
       recon, captured = state.gen.apply_fn(
-          train_states.variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1),
+          state_lib.variables(state.gen), jnp.concatenate([codes.noise, post], axis=-1),
           train=True, mutable=['batch_stats'],
           capture_intermediates=dcgan.is_generator_output_conv)
       recon_loss = vae.reconstruction_loss(
@@ -487,8 +487,8 @@ class InfoVAEGAN(method_lib.Method):
     """
     x = images
     if 'trunk' not in state.enc.params:      # E on D's trunk (encoder_trunk='discriminator').
-      x = train_states.apply(state.disc, images, train=False, method='features')
-    out = train_states.apply(state.enc, x, train=False)
+      x = state_lib.apply(state.disc, images, train=False, method='features')
+    out = state_lib.apply(state.enc, x, train=False)
     probs = [jax.nn.softmax(logits, axis=-1) for logits in out['cat_logits']]
     one_hots = [jax.nn.one_hot(jnp.argmax(l, axis=-1), l.shape[-1], dtype=out['mean'].dtype)
                 for l in out['cat_logits']]
@@ -497,13 +497,13 @@ class InfoVAEGAN(method_lib.Method):
     noise_dim = state.gen.params['fc']['kernel'].shape[0] - codes.shape[-1]
     g_input = jnp.concatenate([jnp.zeros((images.shape[0], noise_dim), codes.dtype), codes],
                               axis=-1)
-    recon = train_states.apply(state.gen, g_input, train=False)
+    recon = state_lib.apply(state.gen, g_input, train=False)
     return {'z': jnp.concatenate([out['mean'], *probs], axis=-1),
             'cat_logits': tuple(out['cat_logits']), 'recon': recon}
 
   def generate(self, state: InfoVAEGANState, codes: latent.Codes,
                layout: latent.CodeLayout) -> jax.Array:
-    return train_states.apply(state.gen, latent.generator_input(codes, layout), train=False)
+    return state_lib.apply(state.gen, latent.generator_input(codes, layout), train=False)
 
 
 METHOD = InfoVAEGAN()

@@ -80,7 +80,6 @@ from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
 from lgae.evaluation import metrics
-from lgae.nets import train_states
 from lgae.objectives import mmd, vae
 
 # Values of config.model.divergence.
@@ -266,7 +265,7 @@ def generated_cosine_similarity(images: np.ndarray, categories: np.ndarray,
 # -----------------------------------------------------------------------------
 
 
-class LatentStatsVAEState(train_states.StepState):
+class LatentStatsVAEState(state_lib.StepState):
   """Everything that changes during training (beyond `StepState`'s step and rng).
 
   Attributes:
@@ -395,7 +394,7 @@ class LatentStatsVAE(method_lib.Method):
     return LatentStatsVAEState(
         step=jnp.zeros((), jnp.int32),
         rng=k_rng,
-        ae=train_states.create(models, variables, config, 'autoencoder'),
+        ae=state_lib.network_state(models, variables, config, 'autoencoder'),
         stats=ClassStats.zeros(int(config.codes.categorical[0]), m.latent_dim),
         theta=float(m.theta), cluster_head=str(m.cluster_head))
 

@@ -26,11 +26,11 @@ import ml_collections
 from lgae.core import latent
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from lgae.nets import conv, conv_vae, train_states
+from lgae.nets import conv, conv_vae
 from lgae.objectives import mmd, vae
 
 
-class WAEState(train_states.StepState):
+class WAEState(state_lib.StepState):
   """Everything that changes during WAE training (beyond `StepState`'s step and rng).
 
   Attributes:

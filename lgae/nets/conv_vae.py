@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lgae.nets import conv, train_states
+from lgae.core import state as state_lib
+from lgae.nets import conv
 
 # The config.model fields of the conv encoder and decoder (named as the
 # LatentGAN-AE's, whose dataset configs hold the tables).
@@ -36,22 +37,7 @@ def conv_autoencoder_config(latent_dim: int) -> ml_collections.ConfigDict:
     latent_dim: the width of z (the encoder's fc output is sized by each
       method from it).
   """
-  m = ml_collections.ConfigDict()
-  # z width: the prior N(0, I) lives in R^latent_dim.
-  m.latent_dim = latent_dim
-  # Encoder: one stride-2 conv + relu per entry ("c4-o16-s2-r"), then fc.
-  m.encoder_features = (16, 32, 64, 128, 128)
-  m.encoder_kernel = 4
-  m.encoder_stride = 2
-  # Decoder: relu(z) as a 1x1 map, then per entry bilinear-upsample(factor)
-  # -> conv3x3(features) -> BatchNorm -> relu; a last upsample -> conv3x3 -> tanh.
-  m.decoder_upsample = (4, 2, 2, 2)
-  m.decoder_features = (128, 64, 32)
-  m.decoder_kernel = 3
-  m.batch_norm_momentum = 0.9
-  # 'auto' | 'project_first' | 'upsample_first': the same function either
-  # way, only speed differs (`conv.resolve_decoder_upsample_conv`).
-  m.decoder_upsample_conv = 'auto'
+  m = conv.model_config(latent_dim)   # z width: the prior N(0, I) lives in R^latent_dim.
   # Not a LatentGAN-AE field: a linear fc from z to this width before the
   # decoder's relu (see ConvAutoencoder: without it the decoder cannot read
   # negative coordinates of z); 0 = none. 256 is our choice, the width of
@@ -151,7 +137,7 @@ def train_forward(ae: Any, params: Any, *inputs) -> tuple[Any, jax.Array, Any]:
   BatchNorm statistics).
   """
   outputs, mutated = ae.apply_fn(
-      train_states.variables(ae, params), *inputs, train=True, mutable=['batch_stats'],
+      state_lib.variables(ae, params), *inputs, train=True, mutable=['batch_stats'],
       capture_intermediates=is_decoder_output_conv)
   return outputs, pre_tanh_output(mutated['intermediates']), mutated['batch_stats']
 
@@ -170,18 +156,18 @@ def update(state: Any, loss_fn: Callable[[Any], tuple[jax.Array, tuple[Any, Any]
 
 def encode_images(state: Any, images: jax.Array) -> Any:
   """Enc(images) in inference mode for any state with `ae`."""
-  return train_states.apply(state.ae, images, method='encode')
+  return state_lib.apply(state.ae, images, method='encode')
 
 
 def decode_images(state: Any, z: jax.Array) -> jax.Array:
   """Dec(z) in inference mode (BatchNorm running averages) for any state with `ae`."""
-  return train_states.apply(state.ae, z, method='decode')
+  return state_lib.apply(state.ae, z, method='decode')
 
 
 def init_autoencoder(model: nn.Module, key: jax.Array, config: ml_collections.ConfigDict,
                      *extra_inputs: jax.Array) -> Any:
   """The train state of `model` (images of config.dataset, then `extra_inputs`), with the
-  autoencoder's Adam (`train_states.create`)."""
+  autoencoder's Adam (`state_lib.create`)."""
   size, channels = config.dataset.image_size, config.dataset.channels
   variables = model.init(key, jnp.zeros((1, size, size, channels)), *extra_inputs, train=False)
-  return train_states.create(model, variables, config, 'autoencoder')
+  return state_lib.network_state(model, variables, config, 'autoencoder')

@@ -8,32 +8,12 @@ beyond the paper default to off.
 
 import ml_collections
 
+from lgae.nets import conv
+
 
 def model_config() -> ml_collections.ConfigDict:
   """`config.model`: the autoencoder (Table 2's Enc/Dec) and the latent GAN's MLPs."""
-  model = ml_collections.ConfigDict()
-  model.latent_dim = 64
-  # Encoder: one row per conv of the table ("c4-o16-s2-r"), then fc-o<latent_dim>.
-  model.encoder_features = (16, 32, 64, 128, 128)
-  model.encoder_kernel = 4
-  model.encoder_stride = 2
-  # Decoder: relu(z) is viewed as a 1x1 image; each block is
-  # bilinear-upsample(factor) -> conv3x3(features) -> BatchNorm -> relu, and a
-  # last block upsample -> conv3x3(channels) -> tanh.
-  model.decoder_upsample = (4, 2, 2, 2)
-  model.decoder_features = (128, 64, 32)
-  model.decoder_kernel = 3
-  model.batch_norm_momentum = 0.9
-  # How each upsample -> conv pair is evaluated; the function and parameters are
-  # the same either way, so checkpoints move freely between the settings.
-  # 'auto': resolved when the model is built, from jax.default_backend():
-  #   'project_first' on CPU, 'upsample_first' on GPU/TPU.
-  # 'project_first': the conv's channel mixing runs at the low resolution and
-  #   its k*k tap outputs are upsampled and summed (factor**2 fewer
-  #   multiply-adds; ~2x faster MNIST step on CPU, see experiments/docs/speed.md).
-  # 'upsample_first': the textbook order, bilinear upsampling then a native
-  #   conv; for accelerators, where convs are the fastest op.
-  model.decoder_upsample_conv = 'auto'
+  model = conv.model_config(latent_dim=64)
   # Latent GAN: relu MLPs; G ends in a linear fc-o<latent_dim>; D/Q share the
   # trunk and end in three kinds of heads (D logit, continuous means, one
   # categorical head per Cat code).
