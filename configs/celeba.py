@@ -29,13 +29,9 @@ def get_config(variant: str = 'paper'):
                       generator_hidden=(3000,) * 4, discriminator_hidden=(3000, 3000, 3000, 512))
 
   # G input 228 = 128 noise + 10 x Cat(10); no continuous codes.
-  config.codes.noise_dim = 128
-  config.codes.categorical = (10,) * 10
-  config.codes.generator_input_dim = 228
-  config.codes.num_continuous = 0
-
-  config.loss.lambda_disc = 1.0
-  config.loss.lambda_cont = 1.0
+  config.codes.update(noise_dim=128, categorical=(10,) * 10, num_continuous=0,
+                      generator_input_dim=228)
+  config.loss.update(lambda_disc=1.0, lambda_cont=1.0)
 
   if variant == 'smoke':
     mnist.apply_smoke(config)

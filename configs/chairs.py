@@ -35,13 +35,9 @@ def get_config(variant: str = 'paper'):
   # continuous code, but the table says twice that there are two: G's input
   # width (190 - 128 - 60 = 2) and Q's continuous head (fc-o2). We follow the
   # table; the rotation of Fig. 6 is one of the two.
-  config.codes.noise_dim = 128
-  config.codes.categorical = (20, 20, 20)
-  config.codes.generator_input_dim = 190
-  config.codes.num_continuous = 2
-
-  config.loss.lambda_disc = 10.0
-  config.loss.lambda_cont = 1.0
+  config.codes.update(noise_dim=128, categorical=(20, 20, 20), num_continuous=2,
+                      generator_input_dim=190)
+  config.loss.update(lambda_disc=10.0, lambda_cont=1.0)
 
   if variant == 'smoke':
     mnist.apply_smoke(config)
