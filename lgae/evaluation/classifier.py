@@ -98,7 +98,7 @@ class Recipe:
 # Recipes of their own; every other dataset with class labels gets
 # `default_recipe`. MNIST's must never change: its cache key (every field) names
 # the classifier cached in existing data dirs, and the thresholds of
-# tests/real_mnist_classifier_test.py were measured on it.
+# tests/evaluation/real_mnist_classifier_test.py were measured on it.
 RECIPES: dict[str, Recipe] = {'mnist': Recipe()}
 
 # `default_recipe`: convolutions halve the image until it is at most this wide.

@@ -63,7 +63,7 @@ with interrupts.StopOnSignal() as stop:
   print('still alive', flush=True)
 '''
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   assert 'first: True' in result.stdout
   assert 'still alive' not in result.stdout
   assert result.returncode == -signal.SIGTERM
@@ -161,7 +161,7 @@ def test_a_second_signal_kills_a_run_at_once_and_its_workdir_resumes_exactly(tmp
   import sys  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / 'killed')
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   child = subprocess.Popen([sys.executable, '-c', _SLOW_DISK_RUN, workdir, data_dir], cwd=repo,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   try:

@@ -13,7 +13,7 @@ import pytest
 from lgae.core import workdir as workdir_lib
 from tests import fake_mnist
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')

@@ -22,7 +22,7 @@ from experiments import prepare_data
 from lgae.data import mnist_local, rendered_chairs
 from tests import fake_mnist as fake_mnist_lib
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_TRAIN, NUM_TEST = 20, 10
 
 

@@ -23,9 +23,10 @@ from lgae.evaluation import run as evaluation
 from lgae.methods.latentgan_ae import step as train_step
 from lgae.core import method as method_lib
 from lgae.core import state as state_lib
-from tests import fake_mnist, parallel_test
+from tests import fake_mnist
+from tests.core import parallel_test
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 # (config file, module, the figures `experiments.traverse` draws for it).
 METHOD_CONFIGS = {
     # traverse_z: the methods that decode their representation (Method.decode_representation).

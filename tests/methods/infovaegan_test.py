@@ -19,7 +19,8 @@ from lgae.evaluation import run as evaluation
 from lgae.core import state as state_lib
 from lgae.methods import infovaegan
 from lgae.objectives import vae
-from tests import fake_mnist, methods_test
+from tests import fake_mnist
+from tests.methods import methods_test
 
 METHOD = infovaegan.InfoVAEGAN()
 

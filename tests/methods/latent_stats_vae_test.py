@@ -21,9 +21,10 @@ from lgae.core import state as state_lib
 from lgae.methods import latent_stats_vae as lsv
 from lgae.objectives import mmd
 from lgae import train
-from tests import fake_mnist, parallel_test
+from tests import fake_mnist
+from tests.core import parallel_test
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 METHOD = lsv.LatentStatsVAE()
 
 

@@ -23,7 +23,7 @@ from lgae.evaluation import run as evaluation
 from lgae.core import state as state_lib
 from tests import fake_mnist
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 NUM_TRAIN, NUM_TEST = 256, 40
 STEP = 3
 

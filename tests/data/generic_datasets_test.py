@@ -28,7 +28,7 @@ from lgae.evaluation import run as evaluation
 from lgae.data import mnist_local
 from tests import fake_mnist
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_MOCK = 40
 BATCH = 16  # The smoke batch size.
 

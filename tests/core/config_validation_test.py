@@ -18,9 +18,10 @@ from ml_collections import config_flags
 
 from configs import celeba, chairs, common, infovaegan_mnist, mnist
 from lgae.core import config_validation
-from tests import fake_mnist, fault_injection_test
+from tests import fake_mnist
+from tests import fault_injection_test
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 ConfigError = config_validation.ConfigError
 
 

@@ -25,7 +25,7 @@ from lgae.methods import cg_aae
 from tests import fake_mnist
 
 METHOD = cg_aae.CGAAE()
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _config(variant='smoke', **overrides):

@@ -115,7 +115,7 @@ def _config(name, image_size=32, channels=1, resize='resize'):
 
 def test_the_mnist_recipe_and_its_cache_dir_are_unchanged(tmp_path):
   # Every field is part of the cache key: the classifier cached in existing data
-  # dirs (and tests/real_mnist_classifier_test.py's thresholds) depend on them.
+  # dirs (and tests/evaluation/real_mnist_classifier_test.py's thresholds) depend on them.
   recipe = classifier.RECIPES['mnist']
   assert recipe == classifier.Recipe(
       conv_features=(32, 64), dense_features=128, num_classes=10, batch_size=128,
