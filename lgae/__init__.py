@@ -1,4 +1,4 @@
-"""LatentGAN autoencoder (LGAE) in JAX/Flax."""
+"""lgae: the LatentGAN Autoencoder (Kalwar et al.) and its baselines in JAX/Flax."""
 
 from lgae.core import host_memory as _host_memory
 

@@ -309,7 +309,8 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
 
 def make_phase_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, name: str):
   """The jitted step of the method's phase called `name` (e.g. 'latent_gan')."""
-  phases = methods.for_config(config).phases(config, mesh, num_train_steps(config))
+  # The last phase's end is not needed to build its step (nor the data, to count it).
+  phases = methods.for_config(config).phases(config, mesh, max(int(config.num_train_steps), 0))
   for phase in phases:
     if phase.name == name:
       return parallel.jit_step(phase.step, mesh, batched=phase.prepare is None)

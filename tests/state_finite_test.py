@@ -6,8 +6,7 @@ import pytest
 
 from configs import mnist
 from lgae import train
-from lgae.core import checkpointing
-from lgae.methods.latentgan_ae import step as train_step_lib
+from lgae.core import checkpointing, parallel
 from tests import fake_mnist
 
 
@@ -21,10 +20,10 @@ def test_nan_only_in_batch_norm_statistics_is_never_checkpointed(tmp_path, data_
   with config.unlocked():
     config.dataset.data_dir = data_dir
     config.eval_every_steps = -1
-  real_make = train_step_lib.make_train_step
+  real_jit = parallel.jit_step
 
-  def make_poisoned(cfg, mesh):
-    step_fn = real_make(cfg, mesh)
+  def make_poisoned(step, mesh, **kwargs):
+    step_fn = real_jit(step, mesh, **kwargs)
 
     def poisoned(state, batch):
       state, metrics = step_fn(state, batch)
@@ -35,7 +34,7 @@ def test_nan_only_in_batch_norm_statistics_is_never_checkpointed(tmp_path, data_
       return state.replace(ae=state.ae.replace(batch_stats=stats)), metrics
     return poisoned
 
-  monkeypatch.setattr(train_step_lib, 'make_train_step', make_poisoned)
+  monkeypatch.setattr(parallel, 'jit_step', make_poisoned)   # the loop jits each phase's step.
   workdir = str(tmp_path / 'run')
   with pytest.raises(train.NonFiniteLossError, match='state became non-finite'):
     train.train_and_evaluate(config, workdir)

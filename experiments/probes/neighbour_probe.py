@@ -1,7 +1,7 @@
 r"""How far the neighbour-consistency objective alone gets on a run's frozen latents.
 
-  python -m experiments.neighbour_probe --workdir=W [--epochs=6 --learning_rate=2e-4 --b1=0.5 \
-      --num_neighbours=20 --entropy_weight=2 --seed=0]
+  python -m experiments.probes.neighbour_probe --workdir=W [--epochs=6 --learning_rate=2e-4 \
+      --b1=0.5 --num_neighbours=20 --entropy_weight=2 --seed=0]
 
 Encodes the train split with W's latest checkpoint, builds the k-NN graph of
 the latents (`lgae.methods.latentgan_ae.latent_cache`), and trains a fresh MLP with D/Q's trunk
@@ -10,6 +10,17 @@ widths and a Cat(K) head on `clustering.neighbour_consistency_loss - entropy_wei
 error of its argmax on the train latents after every epoch. A research probe:
 it separates what the objective can do on this latent from what the latent
 GAN (which shares Q's trunk with D) lets it do. Reads W, writes nothing.
+
+Produced the "Neighbour probe" table of experiments/docs/research_log.md
+(first row, the defaults: 41.9 / 21.1 / 14.5 / 14.5 at epochs 1 / 3 / 5 / 6;
+run as `python -m experiments.neighbour_probe` then); that row recomputed
+on the autoencoder `ae_s0` in
+experiments/results/mnist/research/probes_1202/recomputed_1207/ (41.91 /
+21.08 / 14.48 / 14.45). The probes of that study's README follow the same
+protocol with their own scripts, since removed. Bad input (no checkpoint in W,
+a damaged one, a run of another method than latentgan_ae, data not prepared,
+fewer train latents than --num_neighbours + 1 or than one batch) ends with
+one `error: ...` line and exit code 1.
 """
 
 import time
@@ -21,6 +32,9 @@ import numpy as np
 import optax
 from absl import app, flags
 
+from experiments.probes import _cli
+from lgae.core import checkpointing, console
+from lgae.data import input_pipeline
 from lgae.evaluation import metrics, run as evaluation
 from lgae.methods.latentgan_ae import latent_cache
 from lgae.objectives import clustering
@@ -34,14 +48,23 @@ _ENTROPY = flags.DEFINE_float('entropy_weight', 2.0, 'Weight of the marginal ent
 _SEED = flags.DEFINE_integer('seed', 0, 'Initialisation and batch order.')
 flags.mark_flag_as_required('workdir')
 
+_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError, _cli.InputError)
 
-def main(argv):
-  del argv
+
+def run():
+  """Trains the probe for --epochs, printing a line per epoch."""
   state, config, mesh = evaluation.load_checkpoint(_WORKDIR.value)
+  if config.model_name != 'latentgan_ae':
+    raise _cli.InputError(f'{_WORKDIR.value} holds a run of {config.model_name}; the probe trains '
+                          'on the latents of a latentgan_ae run.')
+  input_pipeline.num_examples(config, config.dataset.train_split)   # Prepared?
   z, labels = latent_cache.encode_split(state, config, mesh, config.dataset.train_split)
+  num_classes, batch = int(config.codes.categorical[0]), int(config.batch_size)
+  if not 0 < _K.value < z.shape[0] or z.shape[0] < batch:
+    raise _cli.InputError(f'{z.shape[0]} train latents: the probe needs more than '
+                          f'--num_neighbours={_K.value} and at least one batch ({batch}).')
   z = jnp.asarray(z)
   neighbours = latent_cache.nearest_neighbours(z, k=_K.value)
-  num_classes, batch = int(config.codes.categorical[0]), int(config.batch_size)
 
   class Probe(nn.Module):
     @nn.compact
@@ -83,6 +106,17 @@ def main(argv):
     print(f'epoch {epoch + 1}: loss {float(loss):.3f} train error (Hungarian) '
           f'{scores["test_error_hungarian"]:.2f} % clusters {scores["num_clusters_used"]:.0f} '
           f'({time.time() - start:.0f} s)', flush=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  console.quiet_unless_verbosity_given()
+  checkpointing.silence_closed_event_loop_callbacks()
+  try:
+    run()
+  except _USER_ERRORS as e:
+    _cli.fail(e)
 
 
 if __name__ == '__main__':

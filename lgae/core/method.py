@@ -23,8 +23,8 @@ LatentGAN-AE's two stages) declares several, each with its own step function
 and its own input (image batches, or data the phase prepares once when it
 starts, such as a cache of latents).
 
-Methods are found by name through a loader that `lgae.methods` installs
-(`install_loader`), and by state through the class each method declares
+Methods are found by name through the table that `lgae.methods` installs in
+`lgae.core.registry`, and by state through the class each method declares
 (`state_type`): the core never imports a method.
 """
 
@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import jax
 import ml_collections
 
-from lgae.core import latent
+from lgae.core import latent, registry
 
 Metrics = dict[str, jax.Array]
 State = Any   # a pytree with `step` and `rng` (see the module docstring).
@@ -70,20 +70,9 @@ class Phase:
   prepare: Callable[[Any], Any] | None = None
 
 
-_loader: Callable[[str], 'Method'] | None = None
-
-
-def install_loader(loader: Callable[[str], 'Method']) -> None:
-  """Makes `get(name)` call `loader` (the table of `lgae.methods`)."""
-  global _loader
-  _loader = loader
-
-
 def get(name: str) -> 'Method':
   """The method called `name` (a `config.model_name`); ValueError if none is."""
-  if _loader is None:
-    raise RuntimeError('No method table installed: import lgae.methods first.')
-  return _loader(name)
+  return registry.get(name)
 
 
 def for_config(config: ml_collections.ConfigDict) -> 'Method':

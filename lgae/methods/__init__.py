@@ -18,8 +18,10 @@ pieces live in `lgae.nets` and `lgae.objectives`.
 """
 
 import importlib
+import sys
+from typing import Any
 
-from lgae.core import method as method_lib
+from lgae.core import registry
 
 # config.model_name -> the module that defines it (its `METHOD`).
 _MODULES = {
@@ -36,8 +38,8 @@ _MODULES = {
 NAMES = tuple(_MODULES)
 
 
-def get(name: str) -> method_lib.Method:
-  """The method called `name` (a `config.model_name`), importing its module on first use."""
+def get(name: str) -> Any:
+  """The method (a `lgae.core.method.Method`) called `name`, importing its module on first use."""
   if name not in _MODULES:
     raise ValueError(f'{name!r} is not a method; lgae has the methods {NAMES}.')
   method = importlib.import_module(_MODULES[name]).METHOD
@@ -45,6 +47,17 @@ def get(name: str) -> method_lib.Method:
   return method
 
 
-method_lib.install_loader(get)
-for_config = method_lib.for_config
-for_state = method_lib.for_state
+def for_config(config) -> Any:
+  """The method of `config.model_name`."""
+  return get(config.model_name)
+
+
+def for_state(state) -> Any:
+  """The method whose train state `state` is (its module is imported, since the state exists)."""
+  for module in _MODULES.values():
+    if module in sys.modules and isinstance(state, sys.modules[module].METHOD.state_type):
+      return sys.modules[module].METHOD
+  raise TypeError(f'{type(state).__name__} is not the train state of any lgae method.')
+
+
+registry.install_loader(get)

@@ -343,7 +343,7 @@ class InfoVAEGAN(method_lib.Method):
     enc_input = x if encoder.own_trunk else jax.eval_shape(
         lambda: discriminator.apply(disc_vars, x, train=False, method='features'))
     enc_vars = encoder.init(k_enc, jnp.zeros(enc_input.shape, enc_input.dtype), train=False)
-    create = functools.partial(state_lib.create, config=config)
+    create = functools.partial(state_lib.network_state, config=config)
     # E with G's optimiser: both are trained by L_EG and L_MI (Algorithm 1, lines 14-15).
     return InfoVAEGANState(step=jnp.zeros((), jnp.int32), rng=k_rng,
                            enc=create(encoder, enc_vars, network='generator'),

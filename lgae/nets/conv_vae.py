@@ -167,7 +167,7 @@ def decode_images(state: Any, z: jax.Array) -> jax.Array:
 def init_autoencoder(model: nn.Module, key: jax.Array, config: ml_collections.ConfigDict,
                      *extra_inputs: jax.Array) -> Any:
   """The train state of `model` (images of config.dataset, then `extra_inputs`), with the
-  autoencoder's Adam (`state_lib.create`)."""
+  autoencoder's Adam (`state_lib.network_state`)."""
   size, channels = config.dataset.image_size, config.dataset.channels
   variables = model.init(key, jnp.zeros((1, size, size, channels)), *extra_inputs, train=False)
   return state_lib.network_state(model, variables, config, 'autoencoder')
