@@ -10,6 +10,9 @@ Compare with a PyTorch implementation of the same step run back to back on the s
 """
 
 import json
+import sys
+
+import jax
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -28,10 +31,23 @@ _INPUT_BATCHES = flags.DEFINE_integer('input_batches', 200, 'Batches timed for t
 flags.mark_flags_as_required(['config'])
 
 
+def _error(message: str) -> None:
+  print(f'error: {" ".join(str(message).split())}', file=sys.stderr, flush=True)
+  sys.exit(1)
+
+
 def main(argv):
-  del argv
-  config = _CONFIG.value
-  config_validation.validate(config, check_dataset=False)
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  for flag, low in ((_STEPS, 1), (_REPEATS, 1), (_MAX_WARMUP, 0), (_INPUT_BATCHES, 0)):
+    if flag.value < low:
+      _error(f'--{flag.name}={flag.value} must be >= {low}.')
+  try:   # Before anything compiles: the same checks as experiments.main, bar the dataset.
+    config = config_validation.loaded_config(_CONFIG)
+    config_validation.validate(config, num_devices=jax.device_count(), check_dataset=False)
+  except config_validation.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)   # may list several fields, a line each.
+    sys.exit(1)
   result = {'config': config.dataset.name}
   result.update(benchmark.benchmark_step(
       config, num_steps=_STEPS.value, max_warmup=_MAX_WARMUP.value, repeats=_REPEATS.value))
@@ -45,4 +61,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  # parse_flags: a config file that cannot be loaded or an unknown --config.<field> is one line.
+  app.run(main, flags_parser=config_validation.parse_flags)

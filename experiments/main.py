@@ -49,14 +49,9 @@ def _error(message: str) -> None:
 def _load_config():
   """The --config file's ConfigDict, or one error line if it cannot be loaded."""
   try:
-    config = _CONFIG.value
-    config.keys()   # A config that failed to load raises only when first used.
-    return config
-  except (OSError, SyntaxError, AttributeError, ValueError) as e:
-    # config_flags defers the failure to here; its text holds the real cause.
-    cause = str(e).strip().splitlines()[-1].strip()
-    _error(f'cannot load --config={flags.FLAGS["config"].serialize().split("=", 1)[-1]}: {cause}. '
-           'Give a config file such as configs/mnist.py (a variant: configs/mnist.py:best).')
+    return config_validation.loaded_config(_CONFIG)
+  except config_validation.ConfigError as e:
+    _error(str(e))
 
 
 def main(argv):

@@ -48,3 +48,24 @@ def test_benchmark_prints_one_json_line_with_all_fields(fake_data_dir):
   four = _benchmark(4, fake_data_dir, '--input_batches=0')
   assert four['devices'] == 4 and four['input_images_per_sec'] is None
   assert four['gflops_per_step'] == pytest.approx(one['gflops_per_step'], rel=0.1)
+
+
+@pytest.mark.parametrize('args, expected', [
+    (['--config=configs/mnist.py:smoke', '--num_steps=-1'], 'error: --num_steps=-1 must be >= 1.'),
+    (['--config=configs/mnist.py:smoke', '--num_steps=0'], 'error: --num_steps=0 must be >= 1.'),
+    (['--config=configs/mnist.py:smoke', '--repeats=0'], 'error: --repeats=0 must be >= 1.'),
+    (['--config=configs/nope.py'], 'error: cannot load --config=configs/nope.py'),
+    (['--config=configs/mnist.py:smoke', '--config.batch_size=6'],
+     'config.batch_size=6 does not divide over the 4 devices'),
+    (['--config=configs/mnist.py:smoke', '--config.optimizer.learning_rate=inf'],
+     'config.optimizer.learning_rate=inf must be a finite number.'),
+    (['--config=configs/mnist.py:smoke', '--config.batch_sizee=6'],
+     "the config has no field 'batch_sizee'"),
+])
+def test_bad_input_is_one_line_before_anything_compiles(args, expected):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  run = subprocess.run([sys.executable, '-m', 'experiments.benchmark', *args], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert run.returncode == 1, run.stderr[-3000:]
+  assert 'Traceback' not in run.stderr, run.stderr[-3000:]
+  assert expected in run.stderr and not run.stdout.strip(), run.stderr[-3000:]

@@ -83,3 +83,19 @@ def test_a_config_file_that_cannot_give_a_config_is_one_line(config_arg, expecte
   first = result.stderr.strip().splitlines()[0]
   assert first.startswith('FATAL Flags parsing error:') and expected in first, first
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize('args, expected', [
+    (['--config.seed=99999999999999999999'], 'config.seed=99999999999999999999 must fit in 64 bits'),
+    (['--config.loss.lambda_disc=inf'], 'config.loss.lambda_disc=inf must be a finite number.'),
+    (['--coordinator_address=notanaddress', '--num_processes=2', '--process_id=0'],
+     "--coordinator_address='notanaddress': give HOST:PORT"),
+])
+def test_out_of_range_numbers_and_addresses_are_one_line(args, expected, tmp_path):
+  workdir = tmp_path / 'run'
+  result = _main(f'--config={REPO / "configs" / "mnist.py"}:smoke', f'--workdir={workdir}', *args)
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  errors = _error_lines(result)
+  assert errors and expected in result.stderr, result.stderr[-2000:]
+  assert not workdir.exists()

@@ -202,6 +202,15 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
       errors.append(message)
 
   c, d, lc, o = config.codes, config.dataset, config.loss, config.optimizer
+  # Every number must be finite (an `inf` learning rate or weight only fails
+  # as a non-finite loss, with no checkpoint to fall back on), and the seed
+  # must fit the 64-bit integer PRNGKey takes.
+  for name, value in _flatten(config).items():
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+      errors.append(f'config.{name}={value!r} must be a finite number.')
+  need(-2**63 <= config.seed < 2**63,
+       f'config.seed={config.seed} must fit in 64 bits (|seed| < 2**63).')
   for name in ('batch_size', 'eval_batch_size', 'num_epochs', 'log_every_steps',
                'checkpoint_every_steps', 'max_checkpoints_to_keep'):
     need(config[name] > 0, f'config.{name}={config[name]} must be > 0.')
@@ -330,6 +339,24 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
       errors = dataset_errors(config)
   if errors:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(errors))
+
+
+def loaded_config(holder, flag_values=None) -> ml_collections.ConfigDict:
+  """The ConfigDict of a `config_flags.DEFINE_config_file` flag; ConfigError if it did not load.
+
+  config_flags defers a config file's failure (missing file, syntax error, no
+  `get_config`) to the first use of the config; this turns it into one line.
+  """
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    config = holder.value
+    config.keys()   # A config that failed to load raises only when first used.
+    return config
+  except (OSError, SyntaxError, AttributeError, ValueError) as e:
+    cause = str(e).strip().splitlines()[-1].strip()
+    given = flag_values[holder.name].serialize().split('=', 1)[-1]
+    raise ConfigError(f'cannot load --{holder.name}={given}: {cause}. Give a config file such as '
+                      'configs/mnist.py (a variant: configs/mnist.py:best).') from None
 
 
 def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:

@@ -78,6 +78,11 @@ def initialize_distributed(coordinator_address: str | None = None,
       raise DistributedSetupError(
           f'--process_id={process_id} with --num_processes={num_processes}: the processes '
           f'of a run are numbered 0..N-1 (N >= 1), each started with its own id.')
+    host, _, port = coordinator_address.rpartition(':')
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+      raise DistributedSetupError(
+          f'--coordinator_address={coordinator_address!r}: give HOST:PORT, the address of '
+          'process 0 and a free port (e.g. 10.0.0.1:8476), the same on every process.')
     if num_processes == 1:
       return   # One process needs no coordinator.
   else:
