@@ -1,5 +1,7 @@
 """The two-stage schedule: stage 1 trains the AE alone, stage 2 the latent GAN on cached latents."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -172,3 +174,24 @@ def test_neighbour_consistency_and_marginal_entropy_values():
   # All examples in one category: the marginal entropy is 0, the consistency perfect.
   np.testing.assert_allclose(clustering.marginal_entropy(b), 0.0, atol=1e-5)
   np.testing.assert_allclose(clustering.neighbour_consistency_loss(b, b), 0.0, atol=1e-5)
+
+
+_FIXTURES = pathlib.Path(__file__).resolve().parents[2] / 'fixtures' / 'checkpoints'
+
+
+@pytest.mark.parametrize('donor, message', [
+    ('missing', 'holds no checkpoints'),
+    ('infogan_mnist', "holds a 'infogan' run, not a 'latentgan_ae' one"),
+])
+def test_a_donor_that_is_not_a_latentgan_ae_run_is_one_error_naming_the_field(
+    tmp_path, data_dir, donor, message):
+  donor_dir = tmp_path / 'missing' if donor == 'missing' else _FIXTURES / donor
+  before = sorted(p.name for p in donor_dir.rglob('*')) if donor_dir.exists() else None
+  config = _config(data_dir)
+  with config.unlocked():
+    config.two_stage.autoencoder_workdir = str(donor_dir)
+  with pytest.raises(checkpointing.CheckpointError, match='two_stage.autoencoder_workdir') as e:
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert message in str(e.value)
+  if before is not None:   # read, never written.
+    assert sorted(p.name for p in donor_dir.rglob('*')) == before
