@@ -6,6 +6,7 @@ import zipfile
 from typing import NoReturn
 
 import numpy as np
+from absl import app
 
 
 class InputError(Exception):
@@ -48,3 +49,13 @@ def load_latents(path: str, min_points: int) -> tuple[np.ndarray, np.ndarray]:
   if z.shape[0] < min_points:
     raise InputError(f'{path} has {z.shape[0]} latents; this probe needs at least {min_points}.')
   return z, y
+
+
+def run_main(argv, run, *args) -> None:
+  """A probe's `main`: no positional arguments; `run(*args)`, its InputError as one line."""
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    run(*args)
+  except InputError as e:
+    fail(e)

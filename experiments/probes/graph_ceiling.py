@@ -100,12 +100,7 @@ def run(path: str) -> dict[str, float]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  try:
-    run(_LATENTS.value)
-  except _cli.InputError as e:
-    _cli.fail(e)
+  _cli.run_main(argv, run, _LATENTS.value)
 
 
 if __name__ == '__main__':

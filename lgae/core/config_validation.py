@@ -67,7 +67,8 @@ def _is_int(x) -> bool:
   return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _positive_ints(value) -> bool:
+def positive_ints(value) -> bool:
+  """A tuple or list of ints > 0 (bools excluded)."""
   return isinstance(value, (tuple, list)) and all(_is_int(v) and v > 0 for v in value)
 
 
@@ -244,7 +245,7 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
   need(c.num_continuous >= 0, f'config.codes.num_continuous={c.num_continuous} must be >= 0.')
   need(isinstance(c.categorical, Sequence) and all(_is_int(k) and k >= 2 for k in c.categorical),
        f'config.codes.categorical={tuple(c.categorical)}: every Cat(K) needs an int K >= 2.')
-  if _positive_ints(tuple(c.categorical) or (1,)):
+  if positive_ints(tuple(c.categorical) or (1,)):
     width = c.noise_dim + sum(c.categorical) + c.num_continuous
     need(width == c.generator_input_dim,
          f'config.codes.generator_input_dim={c.generator_input_dim} but the code layout gives '

@@ -82,15 +82,7 @@ def for_config(config: ml_collections.ConfigDict) -> 'Method':
 
 def for_state(state: Any) -> 'Method':
   """The method whose train state `state` is (dispatch by the state's class)."""
-  # A state exists only once its method's module is imported, so its class is
-  # among the subclasses of Method defined so far.
-  pending = list(Method.__subclasses__())
-  while pending:
-    cls = pending.pop()
-    pending.extend(cls.__subclasses__())
-    if isinstance(state, getattr(cls, 'state_type', ())):
-      return get(cls.name)
-  raise TypeError(f'{type(state).__name__} is not the train state of any lgae method.')
+  return registry.for_state(state)
 
 
 class Method(abc.ABC):

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 _loader: Callable[[str], Any] | None = None
+_by_state: Callable[[Any], Any] | None = None
 
 
-def install_loader(loader: Callable[[str], Any]) -> None:
-  """Makes `get(name)` call `loader` (the table of `lgae.methods`)."""
-  global _loader
-  _loader = loader
+def install_loader(loader: Callable[[str], Any], by_state: Callable[[Any], Any]) -> None:
+  """Makes `get(name)` call `loader` and `for_state(state)` call `by_state` (`lgae.methods`)."""
+  global _loader, _by_state
+  _loader, _by_state = loader, by_state
 
 
 def get(name: str) -> Any:
@@ -22,3 +23,10 @@ def get(name: str) -> Any:
   if _loader is None:
     raise RuntimeError('No method table installed: import lgae.methods first.')
   return _loader(name)
+
+
+def for_state(state: Any) -> Any:
+  """The method whose train state `state` is; TypeError if none."""
+  if _by_state is None:
+    raise RuntimeError('No method table installed: import lgae.methods first.')
+  return _by_state(state)

@@ -16,7 +16,6 @@ import flax.linen as nn
 import flax.struct
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 from flax.training import train_state

@@ -60,4 +60,4 @@ def for_state(state) -> Any:
   raise TypeError(f'{type(state).__name__} is not the train state of any lgae method.')
 
 
-registry.install_loader(get)
+registry.install_loader(get, for_state)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from lgae.core.config_validation import positive_ints
 from lgae.nets.fast_conv import tap_shift_sum, upsample2_tap_sum, upsample_bilinear
 
 
@@ -219,9 +220,6 @@ def model_config(latent_dim: int) -> ml_collections.ConfigDict:
 DECODER_UPSAMPLE_CONV = ('auto', 'project_first', 'upsample_first')
 
 
-def _positive_ints(value) -> bool:
-  return isinstance(value, (tuple, list)) and all(
-      isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
 
 
 def build_encoder_decoder(config: ml_collections.ConfigDict, encoder_outputs: int | None = None
@@ -249,11 +247,11 @@ def validate_geometry(config: ml_collections.ConfigDict,
   for name in ('latent_dim', 'encoder_kernel', 'encoder_stride', 'decoder_kernel'):
     need(m[name] > 0, f'config.model.{name}={m[name]} must be > 0.')
   for name in ('encoder_features', 'decoder_features', 'decoder_upsample'):
-    need(_positive_ints(m[name]) and len(m[name]) > 0,
+    need(positive_ints(m[name]) and len(m[name]) > 0,
          f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
   need(0.0 <= m.batch_norm_momentum < 1.0,
        f'config.model.batch_norm_momentum={m.batch_norm_momentum} must be in [0, 1).')
-  if _positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
+  if positive_ints(m.encoder_features) and m.encoder_stride > 0 and d.image_size > 0:
     side = m.encoder_stride ** len(m.encoder_features)
     need(d.image_size == side,
          f'config.dataset.image_size={d.image_size}: the encoder has '
@@ -264,7 +262,7 @@ def validate_geometry(config: ml_collections.ConfigDict,
          and m.encoder_kernel % m.encoder_stride == 0,
          f'config.model.encoder_kernel={m.encoder_kernel} must be a multiple of encoder_stride='
          f'{m.encoder_stride} and differ from it by an even number (symmetric padding).')
-  if _positive_ints(m.decoder_upsample) and _positive_ints(m.decoder_features):
+  if positive_ints(m.decoder_upsample) and positive_ints(m.decoder_features):
     need(len(m.decoder_upsample) == len(m.decoder_features) + 1,
          f'config.model.decoder_upsample has {len(m.decoder_upsample)} factors; it needs one '
          f'per decoder_features entry ({len(m.decoder_features)}) plus one for the output conv.')

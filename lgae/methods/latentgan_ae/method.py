@@ -8,6 +8,7 @@ combined step (`step.py`) and the schedules (`schedule.py`).
 import ml_collections
 
 from lgae.core import latent
+from lgae.core.config_validation import positive_ints
 from lgae.core import method as method_lib
 from lgae.methods.latentgan_ae import config as config_lib
 from lgae.methods.latentgan_ae import latent_teacher, networks, schedule, step
@@ -18,9 +19,6 @@ from lgae.nets import conv
 SCHEDULES = ('joint', 'two_stage')
 
 
-def _positive_ints(value) -> bool:
-  return isinstance(value, (tuple, list)) and all(
-      isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
 
 
 class LatentGANAE(method_lib.Method):
@@ -43,7 +41,7 @@ class LatentGANAE(method_lib.Method):
     method_lib.need_a_code_for_q(config, need)
     m = config.model
     for name in ('generator_hidden', 'discriminator_hidden'):
-      need(_positive_ints(m[name]) and len(m[name]) > 0,
+      need(positive_ints(m[name]) and len(m[name]) > 0,
            f'config.model.{name}={tuple(m[name])} must be a non-empty sequence of positive ints.')
     conv.validate_geometry(config, need)
     _validate_schedule(config, need)
