@@ -10,16 +10,20 @@ for every dataset with class labels the classifier behind the generation
 metrics is trained once and cached under the tfds data dir
 (`lgae.evaluation.classifier`). `eval.json` is the only
 file written into the workdir, atomically (a temporary file renamed into
-place). Unusable workdirs end with one `error: ...` line and exit code 1.
+place); whether it can be written is checked before anything is computed,
+and if the write fails anyway the scores are printed before the error, so
+the minutes of evaluation are not lost. Unusable workdirs end with one
+`error: ...` line and exit code 1.
 """
 
 import json
 import os
-import sys
 import tempfile
 
 from absl import app, flags, logging
 
+from experiments import cli
+from lgae import errors
 from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
 from lgae.evaluation import run as evaluation
@@ -29,10 +33,11 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experi
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
 flags.mark_flags_as_required(['workdir'])
 
-# Errors a user can fix from the message alone: print it, no traceback.
-_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError)
-
 EVAL_FILE = 'eval.json'
+
+
+class OutputNotWritableError(errors.UserError, OSError):
+  """The scores' file cannot be written into the workdir."""
 
 
 def write_json_atomically(path: str, payload: dict) -> None:
@@ -59,9 +64,35 @@ def eval_file(step: int | None) -> str:
   return EVAL_FILE if step is None else f'eval_step{step}.json'
 
 
+def check_writable(path: str) -> None:
+  """Raises OutputNotWritableError unless a file can be created beside `path` and renamed onto it."""
+  directory = os.path.dirname(os.path.abspath(path))
+  problem = None
+  if os.path.isdir(path):
+    problem = 'it is a directory'
+  else:
+    try:
+      fd, probe = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.probe-', dir=directory)
+      os.close(fd)
+      os.unlink(probe)
+    except OSError as e:
+      problem = e.strerror or str(e)
+  if problem:
+    raise OutputNotWritableError(
+        f'cannot write {path} ({problem}); nothing was evaluated. Make {directory} writable '
+        '(or evaluate a copy of the run directory).')
+
+
 def run(workdir: str, step: int | None = None) -> dict:
-  """Restores, evaluates and writes `<workdir>/<eval_file(step)>`; returns the scores."""
+  """Restores, evaluates and writes `<workdir>/<eval_file(step)>`; returns the scores.
+
+  Raises:
+    OutputNotWritableError: the file cannot be written: before evaluating,
+      or after, with the scores printed to stdout first.
+  """
   state, config, mesh = evaluation.load_checkpoint(workdir, step)
+  out = os.path.join(workdir, eval_file(step))
+  check_writable(out)
   # eval.json always carries the latent diagnostics, whatever the run logged
   # during training (they may have been switched off there to save time).
   config.eval_latent_diagnostics = True
@@ -69,7 +100,12 @@ def run(workdir: str, step: int | None = None) -> dict:
   classifier = classifier_lib.get_or_train_classifier(config)
   scores = evaluation.json_ready(
       evaluation.evaluate_checkpoint_metrics(state, config, mesh, classifier=classifier))
-  write_json_atomically(os.path.join(workdir, eval_file(step)), scores)
+  try:
+    write_json_atomically(out, scores)
+  except OSError as e:
+    print(json.dumps(scores, indent=2), flush=True)   # The work is not lost.
+    raise OutputNotWritableError(
+        f'cannot write {out} ({e.strerror or e}); the scores are printed above.') from e
   return scores
 
 
@@ -78,14 +114,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    scores = run(_WORKDIR.value, _STEP.value)
-  except _USER_ERRORS as e:
-    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
-    sys.exit(1)
+  scores = run(_WORKDIR.value, _STEP.value)
   logging.info('Wrote %s', os.path.join(_WORKDIR.value, eval_file(_STEP.value)))
   print(json.dumps(scores, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -13,15 +13,13 @@ so re-running the same command resumes. This is the only file with flags; the
 library entry point is `lgae.train.train_and_evaluate(config, workdir)`.
 """
 
-import sys
-
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
 from lgae import train
-from lgae.core import checkpointing, config_validation, console, parallel, workdir
-from lgae.data import input_pipeline
+from lgae.core import checkpointing, config_validation, console, parallel
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',
@@ -34,35 +32,19 @@ _COORDINATOR = flags.DEFINE_string(
     'every process. Default: read from SLURM / Cloud TPU, else one process.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process runs: how many.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process runs: this one, 0..N-1.')
+_ALLOW_NEW_DATA = flags.DEFINE_bool(
+    'allow_new_data', False, 'Resume a workdir whose run was trained on another dataset or train '
+    'split, on this config\'s data (fine-tuning). Without it that is refused.')
 flags.mark_flags_as_required(['config'])
-
-# Errors a user can fix from the message alone: print it, no traceback.
-_USER_ERRORS = (config_validation.ConfigError, input_pipeline.DataNotFoundError,
-                checkpointing.CheckpointError, train.NonFiniteLossError, workdir.WorkdirError)
-
-
-def _error(message: str) -> None:
-  print(f'error: {" ".join(str(message).split())}', file=sys.stderr, flush=True)
-  sys.exit(1)
-
-
-def _load_config():
-  """The --config file's ConfigDict, or one error line if it cannot be loaded."""
-  try:
-    return config_validation.loaded_config(_CONFIG)
-  except config_validation.ConfigError as e:
-    _error(str(e))
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
-  config = _load_config()
-  try:   # Before anything touches a JAX device.
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  except parallel.DistributedSetupError as e:
-    _error(str(e))
+  config = config_validation.loaded_config(_CONFIG)
+  # Before anything touches a JAX device.
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if jax.process_index() > 0 and not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)   # Process 0 reports progress for all.
   run_dir = _WORKDIR.value
@@ -74,17 +56,14 @@ def main(argv):
   # Orbax's event loop closes before some callbacks after a failed restore;
   # keep the one-line error below readable.
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    train.train_and_evaluate(config, run_dir)
-  except _USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)   # may list several fields, a line each.
-    sys.exit(1)
+  # A user error (lgae.errors.UserError) or a refused path is one `error:` line (experiments.cli).
+  train.train_and_evaluate(config, run_dir, allow_new_data=_ALLOW_NEW_DATA.value)
 
 
 def run():
   """The command line entry point (also used by tests that fork it)."""
   # parse_flags: an unknown --config.<field> is a one-line usage error.
-  app.run(main, flags_parser=config_validation.parse_flags)
+  cli.run(main, flags_parser=config_validation.parse_flags)
 
 
 if __name__ == '__main__':

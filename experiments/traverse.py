@@ -13,13 +13,14 @@ workdir. Unusable workdirs end with one `error: ...` line and exit code 1,
 before --out is created.
 """
 
-import sys
+import os
 
 import jax
 from absl import app, flags
 
+from experiments import cli
+from lgae import errors
 from lgae.core import checkpointing, console
-from lgae.data import input_pipeline
 from lgae.evaluation import run as evaluation, traversal
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
@@ -28,12 +29,27 @@ _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise and code draws in the figures.')
 flags.mark_flags_as_required(['workdir', 'out'])
 
-_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError)
+
+class OutDirError(errors.UserError, OSError):
+  """--out cannot hold the figures."""
+
+
+def make_out_dir(out_dir: str) -> None:
+  """Creates `out_dir` if missing; OutDirError if it is a file or cannot be written."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise OutDirError(f'--out={out_dir} is a file; give a directory for the figures.')
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+  except OSError as e:
+    raise OutDirError(f'cannot create --out={out_dir}: {e.strerror or e}.') from e
+  if not os.access(out_dir, os.W_OK | os.X_OK):
+    raise OutDirError(f'--out={out_dir} is not writable; choose a directory you can write to.')
 
 
 def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> list[str]:
   """Restores the checkpoint and writes the figures; returns their paths."""
   state, config, _ = evaluation.load_checkpoint(workdir, step)
+  make_out_dir(out_dir)
   return traversal.write_figures(state, config, out_dir, jax.random.PRNGKey(seed))
 
 
@@ -42,13 +58,9 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
-  except _USER_ERRORS as e:
-    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
-    sys.exit(1)
+  paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
   print('\n'.join(paths))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from lgae import errors
 from lgae import methods
 from lgae.core import checkpointing, config_validation, interrupts, metric_writers, parallel
 from lgae.core import method as method_lib
@@ -31,7 +32,7 @@ from lgae.evaluation import classifier as classifier_lib
 from lgae.evaluation import run as evaluation
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(errors.UserError, FloatingPointError):
   """A loss became NaN or inf; training stopped before checkpointing it."""
 
 
@@ -54,14 +55,18 @@ def num_train_steps(config: ml_collections.ConfigDict) -> int:
       config, input_pipeline.steps_per_epoch(config))
 
 
-def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None):
-  """The latest checkpoint's state if there is one, else a fresh one (`Method.start_state`)."""
+def restore_or_create_state(config, mesh, checkpointer: checkpointing.Checkpointer, models=None,
+                            *, allow_new_data: bool = False):
+  """The latest checkpoint's state if there is one, else a fresh one (`Method.start_state`).
+
+  `allow_new_data`: resume a run saved with other data (`checkpointing.DATA_FIELDS`).
+  """
   method = methods.for_config(config)
   models = models or method.build_models(config)
   if checkpointer.latest_step() is None:
     return method.start_state(state_lib.create_state(config, mesh, models), config, mesh)
   saved = checkpointer.restore_config()
-  checkpointing.check_resumable(saved, config)
+  checkpointing.check_resumable(saved, config, allow_new_data=allow_new_data)
   state = checkpointer.restore_state(state_lib.abstract_state(config, mesh, models))
   logging.info('Resumed from %s at step %d.', checkpointer.directory, int(state.step))
   return state
@@ -103,12 +108,15 @@ def _signal_name(stop: interrupts.StopOnSignal) -> str:
   return stop.signal_name or 'a signal (on another process of this run)'
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       allow_new_data: bool = False):
   """Trains (or resumes) the method `config.model_name` described by `config` in `workdir`.
 
   Args:
     config: a config from `configs/` (validated here before anything compiles).
     workdir: run directory for checkpoints, metrics.jsonl and TensorBoard.
+    allow_new_data: resume a run whose checkpoint was trained on another
+      dataset or train split (fine-tuning); without it that is refused.
 
   Returns:
     The final train state.
@@ -116,22 +124,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   # Signals are caught from the very start: a SIGTERM during data checks,
   # restore, compile or classifier training ends the run cleanly too.
   with interrupts.StopOnSignal() as stop:
-    return _train_and_evaluate(config, workdir, stop)
+    return _train_and_evaluate(config, workdir, stop, allow_new_data)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        stop: interrupts.StopOnSignal) -> method_lib.State:
+                        stop: interrupts.StopOnSignal, allow_new_data: bool) -> method_lib.State:
   """`train_and_evaluate`'s body; `stop` says whether SIGTERM/SIGINT arrived."""
   mesh = parallel.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size,
                              num_processes=jax.process_count())
   input_pipeline.configure_tensorflow()
   input_pipeline.check_available(config)
-  # Every refusal comes before anything is written to the workdir.
+  # Every refusal comes before anything is written to the workdir ...
   workdir_lib.check_usable(workdir)
-  _check_existing_checkpoints(workdir, config)
-  with _hold_workdir(workdir):
-    return _train(config, workdir, stop, mesh)
+  _check_existing_checkpoints(workdir, config, allow_new_data)
+  # ... and one found later (a donor run, the classifier's data) leaves no trace in a new one.
+  with workdir_lib.removed_if_unused(workdir, checkpointing.checkpoint_dir(workdir)):
+    with _hold_workdir(workdir):
+      return _train(config, workdir, stop, mesh, allow_new_data)
 
 
 @contextlib.contextmanager
@@ -156,20 +166,27 @@ def _hold_workdir(workdir: str) -> Iterator[None]:
     yield
 
 
-def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> None:
+def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict,
+                                allow_new_data: bool) -> None:
   """Raises CheckpointError, reading only, if the workdir holds another config's run."""
-  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+  directory = checkpointing.checkpoint_dir(workdir)
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise checkpointing.CheckpointError(
+        f'{directory} is a file, not a directory of checkpoints; move it away or use another '
+        '--workdir.')
+  if not os.path.isdir(directory):
     return
   reader = checkpointing.Checkpointer(workdir, read_only=True)
   try:
     if reader.latest_step() is not None:
-      checkpointing.check_resumable(reader.restore_config(), config)
+      checkpointing.check_resumable(reader.restore_config(), config,
+                                    allow_new_data=allow_new_data)
   finally:
     reader.close()
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.StopOnSignal,
-           mesh: jax.sharding.Mesh) -> method_lib.State:
+           mesh: jax.sharding.Mesh, allow_new_data: bool) -> method_lib.State:
   """The run itself, once the config, the data and the workdir have been checked."""
   # Feature extractor for the generation metrics: trained once per data dir
   # and cached; None where the dataset has no classifier recipe.
@@ -179,7 +196,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
   models = method.build_models(config)
   total_steps = num_train_steps(config)
   checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
-  state = restore_or_create_state(config, mesh, checkpointer, models)
+  try:
+    state = restore_or_create_state(config, mesh, checkpointer, models,
+                                    allow_new_data=allow_new_data)
+  except BaseException:
+    checkpointer.close()   # E.g. a refused donor run: no Orbax thread outlives the error.
+    raise
   start_step = int(state.step)
   logging.info('lgae: %s on %d device(s), %d process(es) | steps %d -> %d (%s) | workdir %s',
                config.dataset.name, mesh.devices.size, jax.process_count(), start_step,
@@ -267,9 +289,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
           # Keys may differ between phases: average each over the steps that have it.
           names = dict.fromkeys(k for s in window for k in s)
           record = {k: float(np.mean([s[k] for s in window if k in s])) for k in names}
+          # The steps averaged: fewer than log_every_steps in the first record
+          # after a resume from a checkpoint between log steps.
+          record['steps_averaged'] = len(window)
           window = []
-          record['steps_per_sec'] = progress.steps_per_sec(step)
-          progress.log(step, record['steps_per_sec'], record)
+          rate = progress.steps_per_sec(step)
+          if rate is not None:   # None: no step timed since the (re)start.
+            record['steps_per_sec'] = rate
+          progress.log(step, rate, record)
         if ckpt_now:
           # Before the evaluation (which can take many minutes, e.g. dSprites'
           # metrics): a crash or kill during it then loses no training step.
@@ -292,8 +319,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
                         'command to resume.', _signal_name(stop), step, checkpointer.directory)
         break
   finally:
-    checkpointer.close()
-    writer.close()
+    try:
+      checkpointer.close()   # Waits for the last save: its failure is the error to report.
+    finally:
+      writer.close()
   # (Another process's signal may have stopped this one early, too.)
   if not stop.requested and int(state.step) == total_steps:
     logging.info('done at step %d: checkpoints in %s, metrics in %s', int(state.step),

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from configs import mnist
 from lgae import train
+from lgae.core import checkpointing
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -99,3 +101,107 @@ def test_out_of_range_numbers_and_addresses_are_one_line(args, expected, tmp_pat
   errors = _error_lines(result)
   assert errors and expected in result.stderr, result.stderr[-2000:]
   assert not workdir.exists()
+
+
+def test_the_front_door_turns_expected_failures_into_one_line(capsys):
+  from experiments import cli   # pylint: disable=g-import-not-at-top
+  from lgae import errors   # pylint: disable=g-import-not-at-top
+  import errno   # pylint: disable=g-import-not-at-top
+
+  class Refused(errors.UserError):
+    pass
+
+  def raising(error):
+    def main(argv):
+      del argv
+      raise error
+    return cli.guarded(main)
+
+  with pytest.raises(SystemExit) as exit_info:
+    raising(Refused('Invalid config:\n  config.x: wrong'))(['prog'])
+  assert exit_info.value.code == 1
+  assert capsys.readouterr().err.splitlines() == ['error: Invalid config:', '  config.x: wrong']
+  # An OS refusal, also as the cause of a library's own exception.
+  try:
+    raise OSError(errno.ENOSPC, 'No space left on device', '/runs/a/metrics.jsonl')
+  except OSError as cause:
+    wrapped = RuntimeError('background write failed')
+    wrapped.__cause__ = cause
+  with pytest.raises(SystemExit):
+    raising(wrapped)(['prog'])
+  [line] = capsys.readouterr().err.splitlines()
+  assert line.startswith('error: /runs/a/metrics.jsonl: no space left on the device (ENOSPC).')
+  # A bug keeps its traceback.
+  with pytest.raises(KeyError):
+    raising(KeyError('latent_dim'))(['prog'])
+
+
+@pytest.mark.parametrize('case', ['proc', 'long_name', 'checkpoints_file', 'data_dir_file',
+                                  'tiny_eval_split'])
+def test_paths_and_splits_the_run_cannot_use_are_one_line(case, tmp_path):
+  data_dir = fake_mnist.prepare(str(tmp_path / 'fake'))
+  workdir = tmp_path / 'run'
+  args = [f'--config.dataset.data_dir={data_dir}']
+  expected = {
+      'proc': 'cannot be used', 'long_name': 'cannot be used',
+      'checkpoints_file': 'is a file, not a directory of checkpoints',
+      'data_dir_file': 'is a file; give the tfds data directory',
+      'tiny_eval_split': 'the evaluation needs at least 11',
+  }[case]
+  if case == 'proc':
+    workdir = pathlib.Path('/proc/lgae_test_run')
+  elif case == 'long_name':
+    workdir = tmp_path / ('a' * 300) / 'run'
+  elif case == 'checkpoints_file':
+    workdir.mkdir()
+    (workdir / 'checkpoints').write_text('a file')
+  elif case == 'data_dir_file':
+    (tmp_path / 'a_file').write_text('a file')
+    args = [f'--config.dataset.data_dir={tmp_path / "a_file"}']
+  else:
+    args.append('--config.dataset.eval_split=test[:10]')
+  before = _snapshot(tmp_path)
+  result = _main(f'--config={REPO / "configs" / "mnist.py"}:smoke', f'--workdir={workdir}', *args)
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  errors = _error_lines(result)
+  # (A config error's first line is 'Invalid config:', its fields on the lines after it.)
+  assert len(errors) == 1 and expected in result.stderr, result.stderr[-2000:]
+  assert _snapshot(tmp_path) == before   # Nothing written, nothing created.
+  assert not os.path.exists(workdir) or case == 'checkpoints_file'
+
+
+def _kilobytes(path):
+  return sum(p.stat().st_size for p in pathlib.Path(path).rglob('*') if p.is_file()) // 1024 + 1
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path):
+  # A real full disk: a tmpfs that holds the smoke run up to its step-3
+  # checkpoint, with half a checkpoint to spare, but not the step-6 one.
+  # Mounting needs root (as on CI); elsewhere the test is skipped.
+  disk = tmp_path / 'disk'
+  disk.mkdir()
+  if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(disk)],
+                    capture_output=True, check=False).returncode != 0:
+    pytest.skip('cannot mount a small tmpfs here (needs root)')
+  subprocess.run(['umount', str(disk)], check=True)
+  data_dir = fake_mnist.prepare(str(tmp_path / 'fake'))
+  measure = tmp_path / 'measure'
+  smoke = [f'--config={REPO / "configs" / "mnist.py"}:smoke', f'--config.dataset.data_dir={data_dir}']
+  assert _main(*smoke, f'--workdir={measure}', '--config.num_train_steps=3').returncode == 0
+  size = _kilobytes(measure) + _kilobytes(measure / 'checkpoints' / '3') // 2
+  subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}k', 'tmpfs', str(disk)], check=True)
+  try:
+    result = _main(*smoke, f'--workdir={disk / "run"}', '--config.num_train_steps=9')
+    copy = tmp_path / 'copy'
+    shutil.copytree(disk / 'run', copy)
+  finally:
+    subprocess.run(['umount', str(disk)], check=False)
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-3000:]
+  assert 'no space left on the device' in errors[0] and 'step 3 is intact' in errors[0], errors
+  assert 'Exception ignored' not in result.stderr and 'Task exception' not in result.stderr
+  # The step-3 checkpoint is complete: the run resumes from it.
+  assert checkpointing.Checkpointer(str(copy), read_only=True).latest_step() == 3

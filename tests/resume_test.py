@@ -86,3 +86,43 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(data_dir, tmp_path, mo
   eval_b = {k: v for k, v in records_b[-1].items() if k.startswith('eval/')}
   assert eval_a and eval_a == eval_b
   assert 'eval/recon_mse' in records_b[4]  # Step 5.
+
+
+def test_a_record_after_a_resume_between_log_steps_says_how_many_steps_it_averages(
+    data_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', data_dir)
+  # Checkpoints every 3 steps, logs every 2: a run stopped at its step-3
+  # checkpoint resumes inside the log window (2, 4].
+  schedule = dict(checkpoint_every_steps=3, log_every_steps=2, eval_every_steps=0)
+  straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+  train.train_and_evaluate(_config(num_train_steps=4, **schedule), str(straight))
+  train.train_and_evaluate(_config(num_train_steps=3, **schedule), str(interrupted))
+  train.train_and_evaluate(_config(num_train_steps=4, **schedule), str(interrupted))
+
+  a, b = _records(straight), _records(interrupted)
+  assert [(r['step'], r['steps_averaged']) for r in a] == [(2, 2), (4, 2)]
+  assert [(r['step'], r['steps_averaged']) for r in b] == [(2, 2), (3, 1), (4, 1)]
+  # The same window gives the same record; step 4's straight record is the
+  # mean of the interrupted run's steps 3 and 4 (each step's values are the same).
+  assert _without_timing(a[0]) == _without_timing(b[0])
+  for key in ('d_loss', 'g_loss', 'recon_loss'):
+    np.testing.assert_allclose(a[1][key], (b[1][key] + b[2][key]) / 2, rtol=1e-6, err_msg=key)
+  # No step was timed yet when the resumed run logged step 4: no rate, not 0.0.
+  assert 'steps_per_sec' not in b[2]
+  assert a[1]['steps_per_sec'] > 0
+
+
+def test_resuming_on_other_data_is_refused_unless_asked(data_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', data_dir)
+  schedule = dict(checkpoint_every_steps=3, log_every_steps=3, eval_every_steps=0)
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(_config(num_train_steps=3, **schedule), str(workdir))
+  before = {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()}
+  other = _config(num_train_steps=4, **schedule)
+  other.dataset.train_split = 'train[:50%]'
+  with pytest.raises(checkpointing.CheckpointError, match=r"train_split='train'.*--allow_new_data"):
+    train.train_and_evaluate(other, str(workdir))
+  assert {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()} == before
+  # Fine-tuning on the new data, when asked for.
+  state = train.train_and_evaluate(other, str(workdir), allow_new_data=True)
+  assert int(state.step) == 4

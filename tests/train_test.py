@@ -123,3 +123,23 @@ def test_cli_without_workdir_prints_default(tmp_path, real_mnist_data_dir):
   assert run.returncode == 0, run.stderr[-3000:]
   assert 'No --workdir given; using lgae_runs/mnist_seed3_' in run.stderr
   assert len(list((tmp_path / 'lgae_runs').iterdir())) == 1
+
+
+def test_the_smallest_eval_split_validation_accepts_is_scored(tmp_path, fake_data_dir):
+  from lgae.core import config_validation   # pylint: disable=g-import-not-at-top
+  smallest = config_validation.MIN_EVAL_EXAMPLES
+  config = mnist.get_config('smoke')
+  with config.unlocked():
+    config.dataset.data_dir = fake_data_dir
+    config.dataset.eval_split = f'test[:{smallest - 1}]'
+    config.num_train_steps = 2
+    config.eval_every_steps = -1
+  with pytest.raises(config_validation.ConfigError, match=f'needs at least {smallest}'):
+    train.train_and_evaluate(config, str(tmp_path / 'refused'))
+  assert not (tmp_path / 'refused').exists()
+  config.dataset.eval_split = f'test[:{smallest}]'
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  final = _records(str(tmp_path / 'run'))[-1]
+  # Every score of the final evaluation, the k-NN ones included.
+  assert np.isfinite(final['eval/latent_neighbour_agreement'])
+  assert np.isfinite(final['eval/cluster_neighbour_agreement'])

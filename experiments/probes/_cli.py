@@ -1,22 +1,20 @@
-"""What the probes' command lines share: one `error: ...` line for bad input, the latents file."""
+"""What the probes' command lines share: their bad-input error and the latents file.
+
+Each probe starts through `experiments.cli.run`, the front door of every CLI:
+an `InputError` (or any other `lgae.errors.UserError`) is one `error: ...` line.
+"""
 
 import os
-import sys
 import zipfile
-from typing import NoReturn
 
 import numpy as np
 from absl import app
 
+from lgae import errors
 
-class InputError(Exception):
+
+class InputError(errors.UserError):
   """Input the user can fix from the message alone: reported as one line, exit code 1."""
-
-
-def fail(error: BaseException | str) -> NoReturn:
-  """Prints `error: <message>` (on one line) to stderr and exits with code 1."""
-  print(f'error: {" ".join(str(error).split())}', file=sys.stderr, flush=True)
-  sys.exit(1)
 
 
 def load_latents(path: str, min_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,10 +50,7 @@ def load_latents(path: str, min_points: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_main(argv, run, *args) -> None:
-  """A probe's `main`: no positional arguments; `run(*args)`, its InputError as one line."""
+  """A probe's `main`: no positional arguments, then `run(*args)`."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  try:
-    run(*args)
-  except InputError as e:
-    fail(e)
+  run(*args)

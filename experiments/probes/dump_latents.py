@@ -23,6 +23,7 @@ import os
 import numpy as np
 from absl import app, flags
 
+from experiments import cli
 from experiments.probes import _cli
 from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
@@ -35,8 +36,6 @@ _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest
 flags.mark_flags_as_required(['workdir', 'out'])
 
 SPLITS = ('train', 'test')   # As recorded: the tfds split names, not the run's.
-_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError, _cli.InputError)
-
 
 def run(workdir: str, out: str, step: int | None = None) -> dict[str, np.ndarray]:
   """Encodes both splits and writes `out`; returns the four arrays."""
@@ -64,11 +63,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    run(_WORKDIR.value, _OUT.value, _STEP.value)
-  except _USER_ERRORS as e:
-    _cli.fail(e)
+  run(_WORKDIR.value, _OUT.value, _STEP.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

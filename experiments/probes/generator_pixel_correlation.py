@@ -23,6 +23,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from experiments import cli
 from experiments.probes import _cli
 from lgae.core import checkpointing, console, latent
 from lgae.evaluation import run as evaluation
@@ -33,8 +34,6 @@ flags.mark_flags_as_required(['workdir'])
 
 IMAGE_GENERATORS = ('infogan', 'infovaegan')   # Methods whose G(codes) is an image batch.
 NUM_SAMPLES = 256
-_USER_ERRORS = (checkpointing.CheckpointError, _cli.InputError)
-
 
 def run(workdir: str, step: int | None = None) -> dict[str, float]:
   """Prints the probe's line; returns {'corr', 'mean', 'frac_positive'}."""
@@ -61,11 +60,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    run(_WORKDIR.value, _STEP.value)
-  except _USER_ERRORS as e:
-    _cli.fail(e)
+  run(_WORKDIR.value, _STEP.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -25,11 +25,12 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from absl import app, flags
+from absl import flags
 from sklearn.cluster import KMeans
 from sklearn.manifold import spectral_embedding
 from sklearn.neighbors import NearestNeighbors
 
+from experiments import cli
 from experiments.probes import _cli
 from lgae.evaluation import metrics
 
@@ -104,4 +105,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
+from experiments import cli
 from experiments.probes import _cli
 from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
@@ -47,8 +48,6 @@ _K = flags.DEFINE_integer('num_neighbours', 20, 'Neighbours per latent.')
 _ENTROPY = flags.DEFINE_float('entropy_weight', 2.0, 'Weight of the marginal entropy.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Initialisation and batch order.')
 flags.mark_flag_as_required('workdir')
-
-_USER_ERRORS = (checkpointing.CheckpointError, input_pipeline.DataNotFoundError, _cli.InputError)
 
 
 def run():
@@ -113,11 +112,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
-  try:
-    run()
-  except _USER_ERRORS as e:
-    _cli.fail(e)
+  run()
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

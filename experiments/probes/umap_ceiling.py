@@ -20,8 +20,9 @@ Writes nothing. Bad input (no such file, not an .npz, no `ztr`/`ytr`, under
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import cli
 from experiments.probes import _cli
 from lgae.evaluation import metrics
 
@@ -57,4 +58,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

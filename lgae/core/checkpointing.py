@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from lgae import errors
 from lgae.core import config_validation
 from lgae.core import method as method_lib
 
@@ -24,9 +25,12 @@ SCHEDULE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'checkpoi
                    'eval_every_steps', 'max_checkpoints_to_keep')
 # Fields a checkpoint's arrays depend on; resuming with others is an error.
 STRUCTURAL_FIELDS = ('model_name', 'model', 'codes', 'dataset.image_size', 'dataset.channels')
+# Fields naming the data a run trains on; resuming with others mixes two datasets
+# in one run, so it needs `allow_new_data` (fine-tuning: `experiments.main --allow_new_data`).
+DATA_FIELDS = ('dataset.name', 'dataset.train_split')
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(errors.UserError, RuntimeError):
   """A workdir holds no usable checkpoint, or an incompatible one."""
 
 
@@ -45,6 +49,9 @@ class Checkpointer:
 
   def __init__(self, workdir: str, *, max_to_keep: int | None = 3, read_only: bool = False):
     self.directory = checkpoint_dir(workdir)
+    if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+      raise CheckpointError(f'{self.directory} is a file, not a directory of checkpoints; move it '
+                            'away or point --workdir elsewhere.')
     if read_only and not os.path.isdir(self.directory):
       raise CheckpointError(f'No checkpoints in {workdir!r}: {self.directory} does not exist. '
                             'Point --workdir at a directory written by experiments.main.')
@@ -55,6 +62,7 @@ class Checkpointer:
         cleanup_tmp_directories=not read_only,
     )
     self._manager = ocp.CheckpointManager(epath.Path(self.directory), options=options)
+    self._saving = None   # The step of the latest save started.
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -63,14 +71,41 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state: Any, config: ml_collections.ConfigDict) -> None:
-    """Starts an (async) save of `state` and `config` at `step`."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        config=ocp.args.JsonSave(json.loads(config.to_json()))))
+    """Starts an (async) save of `state` and `config` at `step`.
+
+    Raises:
+      CheckpointError: this save, or the previous one (which Orbax finishes
+        first), could not be written, e.g. on a full disk.
+    """
+    try:
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          config=ocp.args.JsonSave(json.loads(config.to_json()))))
+    except Exception as e:  # Orbax and TensorStore raise several types.
+      raise self._write_error(e) from e
+    self._saving = step
 
   def wait(self) -> None:
-    """Blocks until pending saves are complete on disk."""
-    self._manager.wait_until_finished()
+    """Blocks until pending saves are complete on disk; CheckpointError if one failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise self._write_error(e) from e
+
+  def _write_error(self, error: Exception) -> CheckpointError:
+    """One line for a failed save: which directory, why, and what is kept."""
+    if errors.is_out_of_space(error):
+      reason = f'no space left on the device: {errors.free_space(self.directory)} free'
+      todo = 'Free some space (or move the run to another disk) and re-run the same command'
+    else:
+      reason = _one_line(error)
+      todo = 'Fix the cause and re-run the same command'
+    kept = _complete_steps(self.directory)
+    kept = (f'the checkpoint at step {max(kept)} is intact' if kept else
+            'no checkpoint was complete yet')
+    step = f' of step {self._saving}' if self._saving is not None else ''
+    return CheckpointError(f'Cannot write the checkpoint{step} into {self.directory} '
+                           f'({reason}); {kept}. {todo} to resume.')
 
   def restore_config(self, step: int | None = None) -> ml_collections.ConfigDict:
     """The config saved beside the state at `step` (default: latest).
@@ -116,8 +151,15 @@ class Checkpointer:
     return restored['state']
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for pending saves, then releases Orbax's threads (also after a failed save)."""
+    try:
+      self.wait()
+    finally:
+      try:
+        self._manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        # Only a save's failure, already raised by wait() above.
+        logging.debug('Orbax CheckpointManager.close() after a failed save: %s', _one_line(e))
 
   def _if_damaged(self, step: int) -> str:
     """How to fall back from a damaged `step` to the one before it, if any."""
@@ -140,6 +182,14 @@ class Checkpointer:
     return step
 
 
+def _complete_steps(directory: str) -> list[int]:
+  """The steps with a finished checkpoint on disk (Orbax renames a step's directory when done)."""
+  try:
+    return [int(name) for name in os.listdir(directory) if name.isdigit()]
+  except OSError:
+    return []
+
+
 def _one_line(error: Exception, limit: int = 300) -> str:
   # TensorStore errors span dozens of lines (a JSON spec); the CLI prints one.
   return f'{type(error).__name__}: {" ".join(str(error).split())[:limit]}'
@@ -147,11 +197,13 @@ def _one_line(error: Exception, limit: int = 300) -> str:
 
 def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
                     fields: tuple[str, ...] = STRUCTURAL_FIELDS,
-                    holder: str = 'The workdir') -> None:
+                    holder: str = 'The workdir', *, allow_new_data: bool = False) -> None:
   """Raises CheckpointError if the saved run used another model or data layout.
 
   `fields` are the dotted config fields that must match; `holder` names the
   saved run in the message. The method's `compute_only_fields` may differ.
+  With the default `fields`, the data (`DATA_FIELDS`) must match too unless
+  `allow_new_data`.
   """
   saved, config = _without_compute_only(saved), _without_compute_only(config)
 
@@ -168,6 +220,17 @@ def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.Con
           'Use a fresh --workdir (or the config that run was started with).')
   if fields != STRUCTURAL_FIELDS:
     return
+  for field in DATA_FIELDS:
+    old, new = get(saved, field), get(config, field)
+    if old == new:
+      continue
+    if not allow_new_data:
+      raise CheckpointError(
+          f'{holder} holds a run trained on config.{field}={old!r}, but this config has '
+          f'{new!r}: resuming would train one model on two datasets. Use a fresh --workdir, or '
+          'pass --allow_new_data to continue training this model on the new data (fine-tuning).')
+    logging.warning('Resuming a run trained on config.%s=%r with %r (--allow_new_data).',
+                    field, old, new)
   changed = [k for k in saved
              if k not in SCHEDULE_FIELDS and k in config and
              json.dumps(get(saved, k), sort_keys=True) != json.dumps(get(config, k), sort_keys=True)]

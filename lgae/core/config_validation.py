@@ -12,6 +12,7 @@ field the config does not have into a one-line usage error.
 
 import difflib
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import NoReturn
 import ml_collections
 from absl import flags
 
+from lgae import errors
 from lgae.core import config as config_lib
 from lgae.core import method as method_lib
 
@@ -28,8 +30,12 @@ from lgae.core import method as method_lib
 # here too so that checking a config does not import TensorFlow).
 RESIZE_METHODS = ('resize', 'pad')
 
+# The fewest eval examples the evaluation can score: its k-NN scores
+# (`lgae.evaluation.metrics.neighbour_label_agreement`, k=10) need more points than neighbours.
+MIN_EVAL_EXAMPLES = 11
 
-class ConfigError(ValueError):
+
+class ConfigError(errors.UserError, ValueError):
   """The config cannot describe a valid run; the message names the fields."""
 
 
@@ -289,6 +295,11 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
   that is not prepared is left to `input_pipeline.check_available`, which
   downloads it or says how to prepare it.
   """
+  data_dir = config.dataset.get('data_dir')
+  if data_dir and os.path.exists(os.path.expanduser(data_dir)) and not os.path.isdir(
+      os.path.expanduser(data_dir)):
+    return [f'config.dataset.data_dir={data_dir!r} is a file; give the tfds data directory '
+            '(the --data_dir of experiments.prepare_data).']
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   # Also registers lgae's own builders (rendered_chairs) with tfds.
@@ -315,6 +326,12 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
       continue
     if sizes[field] == 0:
       errors.append(f'config.dataset.{field}={d[field]!r} selects no examples of {d.name}.')
+  eval_size = sizes.get('eval_split', 0)
+  if 0 < eval_size < MIN_EVAL_EXAMPLES:
+    errors.append(f'config.dataset.eval_split={d.eval_split!r} selects {eval_size} examples of '
+                  f'{d.name}; the evaluation needs at least {MIN_EVAL_EXAMPLES} (its '
+                  f'neighbour scores compare each point with its {MIN_EVAL_EXAMPLES - 1} '
+                  'nearest others).')
   train_size = sizes.get('train_split', 0)
   if 0 < train_size < config.batch_size:
     errors.append(f'config.batch_size={config.batch_size} is larger than the {train_size} '

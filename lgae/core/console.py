@@ -23,12 +23,23 @@ _OWN_DIRS = tuple(
     for name in ('lgae', 'experiments'))
 
 
+# Orbax's own warnings and errors: notes on options lgae sets on purpose
+# (read-only restores), and reports of a failed save logged from its background
+# threads. A failure reaches lgae as an exception when it waits for the save or
+# restore, and is reported there as one line (`lgae.core.checkpointing.CheckpointError`).
+_ORBAX_DIR = f'{os.sep}orbax{os.sep}'
+
+
 class _OwnLinesOnly(logging.Filter):
-  """Passes warnings and errors from anywhere, INFO only from lgae's files."""
+  """Passes warnings and errors from anywhere (bar Orbax's, above), INFO only from lgae's files."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return (record.levelno >= logging.WARNING or
-            os.path.abspath(record.pathname).startswith(_OWN_DIRS))
+    path = os.path.abspath(record.pathname)
+    if _ORBAX_DIR in path:
+      return False
+    if record.name == 'asyncio' and 'exception was never retrieved' in record.getMessage():
+      return False   # Orbax's reads still in flight after a failed restore: the same error again.
+    return record.levelno >= logging.WARNING or path.startswith(_OWN_DIRS)
 
 
 class _Brief(logging.Formatter):

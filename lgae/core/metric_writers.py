@@ -1,12 +1,17 @@
 """Where training numbers go: `metrics.jsonl`, TensorBoard, and the console."""
 
+import contextlib
+import errno
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from absl import logging
+
+from lgae import errors
 
 
 class MetricWriter:
@@ -19,6 +24,7 @@ class MetricWriter:
 
   def __init__(self, workdir: str, *, tensorboard: bool = True):
     os.makedirs(workdir, exist_ok=True)
+    self._workdir = workdir
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self._tb = None
     if tensorboard:
@@ -29,25 +35,40 @@ class MetricWriter:
     # Wall-clock time of the record: time-to-accuracy is read off these.
     record = {'step': int(step), 'time': round(time.time(), 3)}
     record.update({k: _to_json_number(v) for k, v in scalars.items()})
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    with self._writing(self.path):
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
     if self._tb is not None:
-      for k, v in scalars.items():
-        self._tb.scalar(k, float(v), int(step))
+      with self._writing(self._workdir):
+        for k, v in scalars.items():
+          self._tb.scalar(k, float(v), int(step))
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     """An [H, W, C] uint8 image to TensorBoard."""
     if self._tb is not None:
-      self._tb.image(tag, image, int(step))
+      with self._writing(self._workdir):
+        self._tb.image(tag, image, int(step))
 
   def flush(self) -> None:
     if self._tb is not None:
-      self._tb.flush()
+      with self._writing(self._workdir):
+        self._tb.flush()
 
   def close(self) -> None:
     if self._tb is not None:
-      self._tb.close()
-      self._tb = None
+      tb, self._tb = self._tb, None
+      with self._writing(self._workdir):
+        tb.close()
+
+  @contextlib.contextmanager
+  def _writing(self, path: str) -> Iterator[None]:
+    """A full disk as an OSError naming `path` (TensorFlow says so only in its own error types)."""
+    try:
+      yield
+    except Exception as e:  # pylint: disable=broad-except
+      if not errors.is_out_of_space(e):
+        raise
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from e
 
 
 def _to_json_number(value) -> float | None:
@@ -65,10 +86,15 @@ class ProgressLogger:
     self._prev_time = self._start
     self._prev_step = first_step
 
-  def steps_per_sec(self, step: int) -> float:
-    """Rate since the previous call (resets the window)."""
+  def steps_per_sec(self, step: int) -> float | None:
+    """Rate since the previous call (resets the window); None if no step was timed.
+
+    None right after a (re)start: the window then begins after the first
+    step, whose time is mostly compilation.
+    """
     now = time.monotonic()
-    rate = (step - self._prev_step) / max(now - self._prev_time, 1e-9)
+    timed = step - self._prev_step
+    rate = timed / max(now - self._prev_time, 1e-9) if timed > 0 else None
     self._prev_time, self._prev_step = now, step
     return rate
 
@@ -78,13 +104,13 @@ class ProgressLogger:
     if self._first == step - 1:
       self._start, self._first = self._prev_time, step
 
-  def log(self, step: int, rate: float, scalars: dict[str, float]) -> None:
+  def log(self, step: int, rate: float | None, scalars: dict[str, float]) -> None:
     elapsed = time.monotonic() - self._start
     done = step - self._first
     eta = (self._last - step) * elapsed / done if done else float('nan')
     losses = ' '.join(f'{k}={v:.4g}' for k, v in scalars.items() if k.endswith('loss'))
-    logging.info('step %d/%d | %.2f steps/s | ETA %s | %s', step, self._last, rate,
-                 _format_seconds(eta), losses)
+    logging.info('step %d/%d | %s steps/s | ETA %s | %s', step, self._last,
+                 '?' if rate is None else f'{rate:.2f}', _format_seconds(eta), losses)
 
 
 def _format_seconds(seconds: float) -> str:

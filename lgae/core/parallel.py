@@ -22,10 +22,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from lgae import errors
+
 DATA_AXIS = 'data'
 
 
-class DistributedSetupError(ValueError):
+class DistributedSetupError(errors.UserError, ValueError):
   """The multi-process flags do not describe a run; the message says what to give."""
 
 

@@ -32,10 +32,12 @@ import sys
 import time
 from typing import Iterator
 
+from lgae import errors
+
 LOCK_FILE = '.lgae.lock'
 
 
-class WorkdirError(RuntimeError):
+class WorkdirError(errors.UserError, RuntimeError):
   """The workdir cannot be used; the message says what to do."""
 
 
@@ -60,6 +62,29 @@ def check_usable(workdir: str) -> None:
                        'another path.')
 
 
+@contextlib.contextmanager
+def removed_if_unused(workdir: str, *subdirs: str) -> Iterator[None]:
+  """On an exception, removes `workdir` and `subdirs` if this run created them and left them empty.
+
+  So that a run refused after it took the workdir (e.g. its donor run is
+  unusable) leaves no empty directory or lock file behind. Directories that
+  existed before, and anything written into them, are left alone.
+  """
+  created = [d for d in (*subdirs, workdir) if not os.path.exists(d)]
+  try:
+    yield
+  except BaseException:
+    if workdir in created:
+      for name in os.listdir(workdir) if os.path.isdir(workdir) else ():
+        if name.startswith(LOCK_FILE):
+          with contextlib.suppress(OSError):
+            os.unlink(os.path.join(workdir, name))
+    for directory in created:   # subdirs first, then the workdir.
+      with contextlib.suppress(OSError):
+        os.rmdir(directory)   # Only if empty.
+    raise
+
+
 def _holder_description(text: str) -> str:
   try:
     holder = json.loads(text)
@@ -82,9 +107,13 @@ def hold(workdir: str, process_index: int = 0) -> Iterator[None]:
   Creates `workdir` if needed. `process_index` is this process's place in a
   multi-process run (`jax.process_index()`); each index has its own lock.
   """
-  os.makedirs(workdir, exist_ok=True)
   path = lock_path(workdir, process_index)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:   # A path the OS refuses: too long a name, under /proc, ...
+    raise WorkdirError(f'--workdir {os.path.abspath(workdir)} cannot be used: '
+                       f'{e.strerror or e} ({e.filename}); choose another path.') from e
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

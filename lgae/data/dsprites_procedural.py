@@ -46,6 +46,7 @@ for tests.
 import dataclasses
 import inspect
 import os
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -315,6 +316,10 @@ def prepare(data_dir: str, config_name: str = 'full') -> str:
   """
   builder = DspritesProcedural(data_dir=data_dir, config=config_name)
   if not builder.data_path.exists():
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    # Nothing is downloaded: keep tfds' scratch `downloads/` dirs out of
+    # `data_dir`.
+    with tempfile.TemporaryDirectory(prefix='lgae_dsprites_') as download_dir:
+      builder.download_and_prepare(
+          download_dir=download_dir,
+          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return os.fspath(builder.data_dir)

@@ -35,13 +35,14 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 # Importing lgae.data registers the `rendered_chairs` builder with tfds.
+from lgae import errors
 from lgae.data import mnist_local, rendered_chairs
 
 Batch = dict[str, np.ndarray]
 Example = Mapping[str, tf.Tensor]
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(errors.UserError, FileNotFoundError):
   """The dataset is not prepared in the data dir and was not downloaded."""
 
 

@@ -30,15 +30,26 @@ import io
 import os
 import tarfile
 import tempfile
+import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from lgae import errors
+
 ARCHIVE_NAME = 'rendered_chairs.tar'
 IMAGE_SIZE = 64
 # Fraction of the (square) render kept around its centre; see module docstring.
 CROP_FRACTION = 2 / 3
+
+class ArchiveNotFoundError(errors.UserError, FileNotFoundError):
+  """`rendered_chairs.tar` is not in the source directory."""
+
+
+class CorruptArchiveError(errors.UserError, ValueError):
+  """`rendered_chairs.tar` (or a render in it) cannot be read."""
+
 
 _CITATION = """\
 @inproceedings{aubry2014seeing,
@@ -154,7 +165,12 @@ class RenderedChairs(tfds.core.GeneratorBasedBuilder):
         if parsed is None:
           continue
         chair_id, filename = parsed
-        image = to_grayscale_64(tar.extractfile(member).read())
+        try:
+          image = to_grayscale_64(tar.extractfile(member).read())
+        except tfds.core.lazy_imports.PIL_Image.UnidentifiedImageError as e:
+          raise CorruptArchiveError(
+              f'{archive}: {member.name} is not a readable image: the archive '
+              'is corrupt or truncated; download it again.') from e
         yield member.name, {
             'image': image,
             'chair_id': chair_id,
@@ -175,7 +191,10 @@ def prepare(source_dir: str, data_dir: str) -> str:
     The prepared dataset directory, `<data_dir>/rendered_chairs/<version>`.
 
   Raises:
-    FileNotFoundError: `source_dir/rendered_chairs.tar` does not exist.
+    ArchiveNotFoundError: `source_dir/rendered_chairs.tar` does not exist.
+    CorruptArchiveError: the archive, or a render in it, cannot be read
+      (nothing is left in `data_dir`: tfds writes into a temporary dir that
+      it removes on failure).
   """
   builder = RenderedChairs(data_dir=data_dir)
   # The test tfds' `download_and_prepare` itself uses to reuse a dataset (it
@@ -185,18 +204,25 @@ def prepare(source_dir: str, data_dir: str) -> str:
   archive = os.path.join(source_dir, ARCHIVE_NAME)
   # Checked before tfds starts, so the error is ours and not wrapped.
   if not os.path.isfile(archive):
-    raise FileNotFoundError(
+    raise ArchiveNotFoundError(
         f'{archive} not found: download {ARCHIVE_NAME} from '
         'https://www.di.ens.fr/willow/research/seeing3Dchairs/ and put it '
         f'in {source_dir}.'
     )
+  unreadable = (tarfile.TarError, EOFError, zlib.error)
   # Nothing is downloaded; keep tfds' scratch `downloads/` dirs out of
   # `data_dir`.
   with tempfile.TemporaryDirectory(prefix='lgae_chairs_') as download_dir:
-    builder.download_and_prepare(
-        download_dir=download_dir,
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=source_dir, try_download_gcs=False
-        ),
-    )
+    try:
+      builder.download_and_prepare(
+          download_dir=download_dir,
+          download_config=tfds.download.DownloadConfig(
+              manual_dir=source_dir, try_download_gcs=False
+          ),
+      )
+    except unreadable as e:  # (A bad render inside: CorruptArchiveError.)
+      raise CorruptArchiveError(
+          f'{archive} cannot be read ({type(e).__name__}: '
+          f'{" ".join(str(e).split())}): the archive is corrupt or '
+          'truncated; download it again.') from e
   return os.fspath(builder.data_dir)

@@ -135,3 +135,56 @@ def test_a_checkpoint_older_than_a_config_field_still_loads_and_resumes(tmp_path
   assert saved.max_checkpoints_to_keep == config.max_checkpoints_to_keep
   assert saved.to_json(sort_keys=True) == config.to_json(sort_keys=True)
   checkpointing.check_resumable(saved, config)
+
+
+def test_another_dataset_is_refused_unless_new_data_is_allowed():
+  saved = mnist.get_config('smoke')
+  other = mnist.get_config('smoke')
+  other.dataset.name = 'fashion_mnist'   # Same shapes: only the data differ.
+  with pytest.raises(checkpointing.CheckpointError, match="dataset.name='mnist'.*allow_new_data"):
+    checkpointing.check_resumable(saved, other)
+  checkpointing.check_resumable(saved, other, allow_new_data=True)   # no error.
+
+
+class _FailingManager:
+  """An Orbax CheckpointManager whose background save failed as TensorStore reports a full disk."""
+
+  def __init__(self):
+    self.closed = False
+
+  def save(self, step, args):
+    del step, args
+
+  def wait_until_finished(self):
+    raise ValueError('RESOURCE_EXHAUSTED: Error writing local file "x/6.orbax-checkpoint-tmp/'
+                     "_sharding\": Failed to write 30880 bytes: No space left on device "
+                     "[os_error_code='28']")
+
+  def close(self):
+    self.closed = True
+    self.wait_until_finished()
+
+
+def test_a_save_that_fails_on_a_full_disk_is_one_checkpoint_error(tmp_path):
+  config = mnist.get_config('smoke')
+  state = state_lib.create_state(config, parallel.make_mesh())
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  ckpt.save(3, state, config)
+  ckpt.wait()
+  failing = ckpt._manager = _FailingManager()  # pylint: disable=protected-access
+  ckpt.save(6, state, config)
+  with pytest.raises(checkpointing.CheckpointError) as error:
+    ckpt.close()
+  message = str(error.value)
+  assert 'of step 6' in message and 'no space left on the device' in message, message
+  assert 'the checkpoint at step 3 is intact' in message, message
+  assert '\n' not in message
+  assert failing.closed   # Orbax's threads are released even though the save failed.
+
+
+def test_checkpoints_that_is_a_file_is_a_checkpoint_error(tmp_path):
+  (tmp_path / 'checkpoints').write_text('not a directory')
+  for read_only in (True, False):
+    with pytest.raises(checkpointing.CheckpointError, match='is a file'):
+      checkpointing.Checkpointer(str(tmp_path), read_only=read_only)
+  assert (tmp_path / 'checkpoints').read_text() == 'not a directory'

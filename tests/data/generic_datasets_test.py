@@ -300,7 +300,7 @@ def test_cli_names_the_files_it_needs(tmp_path):
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   errors = [line for line in result.stderr.splitlines()
-            if line.startswith('prepare_data: error:')]
+            if line.startswith('error:')]
   assert len(errors) == 1 and 'kmnist' in errors[0]
   for name in mnist_local.SOURCE_FILES:
     assert name in errors[0]
@@ -322,6 +322,6 @@ def test_cli_without_source_dir_is_one_line_saying_what_to_give(tmp_path):
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   errors = [line for line in result.stderr.splitlines()
-            if line.startswith('prepare_data: error:')]
+            if line.startswith('error:')]
   assert len(errors) == 1 and '--source_dir' in errors[0]
   assert not (tmp_path / 'tfds').exists()

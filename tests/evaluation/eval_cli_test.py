@@ -6,6 +6,7 @@ CPU devices, the XLA compilation cache). The commands of one test run
 concurrently, to keep the wall time down.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -116,12 +117,19 @@ def test_unusable_workdirs_fail_cleanly(setup):
   empty = root / 'empty'
   empty.mkdir()
   corrupt = _corrupt(workdir, root / 'corrupt')
-  before = {d: _snapshot(d) for d in (empty, corrupt)}
+  unwritable = root / 'unwritable'   # eval.json is a directory: the scores cannot be written.
+  shutil.copytree(workdir, unwritable)
+  (unwritable / 'eval.json').mkdir(exist_ok=True)
+  a_file = root / 'a_file.txt'
+  a_file.write_text('not a directory')
+  before = {d: _snapshot(d) for d in (empty, corrupt, unwritable)}
   out = root / 'no_figures'
   # (evaluation_test covers the other failures of the shared loader in-process.)
   runs = [
       _start(env, 'experiments.evaluate', f'--workdir={empty}'),
       _start(env, 'experiments.traverse', f'--workdir={corrupt}', f'--out={out}'),
+      _start(env, 'experiments.evaluate', f'--workdir={unwritable}'),
+      _start(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={a_file}'),
   ]
   messages = []
   for run in runs:
@@ -133,9 +141,43 @@ def test_unusable_workdirs_fail_cleanly(setup):
     messages.append(errors[0])
   assert 'No checkpoints' in messages[0]
   assert 'damaged' in messages[1]
+  assert 'cannot write' in messages[2] and 'nothing was evaluated' in messages[2]
+  assert 'is a file' in messages[3]
   for directory, snapshot in before.items():
     assert _snapshot(directory) == snapshot, directory
   assert not out.exists()
+  assert a_file.read_text() == 'not a directory'
+
+
+def test_evaluate_checks_its_output_before_evaluating(setup, monkeypatch):
+  from experiments import evaluate as evaluate_cli  # pylint: disable=g-import-not-at-top
+  _, _, workdir = setup
+
+  def evaluated(*args, **kwargs):
+    raise AssertionError('evaluated before checking that the scores can be written')
+
+  def read_only(*args, **kwargs):   # As a read-only workdir refuses a new file (root ignores modes).
+    raise PermissionError(errno.EACCES, 'Permission denied', str(workdir))
+
+  monkeypatch.setattr(evaluation, 'evaluate_checkpoint_metrics', evaluated)
+  monkeypatch.setattr(evaluate_cli.tempfile, 'mkstemp', read_only)
+  with pytest.raises(evaluate_cli.OutputNotWritableError, match='nothing was evaluated'):
+    evaluate_cli.run(str(workdir), STEP)
+
+
+def test_evaluate_prints_the_scores_when_writing_them_fails(setup, monkeypatch, capsys):
+  from experiments import evaluate as evaluate_cli  # pylint: disable=g-import-not-at-top
+  _, env, workdir = setup
+  monkeypatch.setenv('TFDS_DATA_DIR', env['TFDS_DATA_DIR'])
+
+  def disk_full(path, payload):
+    raise OSError(errno.ENOSPC, 'No space left on device', path)
+
+  monkeypatch.setattr(evaluate_cli, 'write_json_atomically', disk_full)
+  with pytest.raises(evaluate_cli.OutputNotWritableError, match='printed above'):
+    evaluate_cli.run(str(workdir), STEP)
+  printed = json.loads(capsys.readouterr().out)
+  assert tuple(printed) == evaluation.CHECKPOINT_METRIC_KEYS and printed['step'] == STEP
 
 
 def test_evaluating_a_given_step_writes_its_own_file(setup, monkeypatch):

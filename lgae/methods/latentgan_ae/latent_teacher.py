@@ -20,8 +20,10 @@ import warnings
 import numpy as np
 from absl import logging
 
+from lgae import errors
 
-class TeacherUnavailableError(ImportError):
+
+class TeacherUnavailableError(errors.UserError, ImportError):
   """umap-learn is not installed; the message says how to get it."""
 
 

@@ -113,6 +113,7 @@ def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
     config.model.latent_dim = 32
   with pytest.raises(checkpointing.CheckpointError):
     train.train_and_evaluate(config, str(tmp_path / 'other'))
+  assert not (tmp_path / 'other').exists()   # A refusal leaves no empty workdir behind.
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -193,5 +194,6 @@ def test_a_donor_that_is_not_a_latentgan_ae_run_is_one_error_naming_the_field(
   with pytest.raises(checkpointing.CheckpointError, match='two_stage.autoencoder_workdir') as e:
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert message in str(e.value)
+  assert not (tmp_path / 'run').exists()   # Nor an empty checkpoints/ or a lock file.
   if before is not None:   # read, never written.
     assert sorted(p.name for p in donor_dir.rglob('*')) == before
