@@ -3,11 +3,20 @@
 The step is timed after compilation and warm-up on a device-resident batch,
 so the figure is the step alone; the input pipeline is timed on its own
 iterator. FLOPs come from XLA's cost analysis of the compiled step.
+
+Nothing here imports TensorFlow: the step runs on synthetic batches, and the
+input pipeline's iterator is made by the caller (`experiments.benchmark`
+builds it only when it times the pipeline), so the step benchmarks run where
+only jax, flax, optax, orbax-checkpoint, numpy and scikit-learn are installed
+(a lent GPU/TPU: `experiments.accelerator_benchmark`).
 """
 
 import functools
+import gc
 import resource
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -17,7 +26,6 @@ from lgae.core import host_memory
 from lgae.core import method as method_lib
 from lgae.core import parallel
 from lgae.core import state as state_lib
-from lgae.data import input_pipeline
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
@@ -111,15 +119,73 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   }
 
 
-def benchmark_input(config: ml_collections.ConfigDict, *, num_batches: int = 200,
+def benchmark_input(batches: Iterator[Any], batch_size: int, *, num_batches: int = 200,
                     num_warmup: int = 20) -> dict[str, float]:
-  """Images/s delivered by the training input pipeline (host numpy batches)."""
-  input_pipeline.configure_tensorflow()
-  batches = input_pipeline.train_iterator(config)
+  """Images/s delivered by an input iterator of `batch_size` batches.
+
+  `batches` is e.g. `lgae.data.input_pipeline.train_iterator(config)` (host
+  numpy batches); the caller builds it, so that this module needs no TensorFlow.
+  """
   for _ in range(num_warmup):
     next(batches)
   start = time.perf_counter()
   for _ in range(num_batches):
     next(batches)
   seconds = time.perf_counter() - start
-  return {'input_images_per_sec': num_batches * config.batch_size / seconds}
+  return {'input_images_per_sec': num_batches * batch_size / seconds}
+
+
+# An entry: what it is (name, config, ...: copied into its record) and the
+# measurement to run (e.g. `benchmark_step` of its config), which returns figures.
+Entry = tuple[dict[str, Any], Callable[[], dict[str, Any]]]
+
+
+def _one_line(error: BaseException, limit: int = 1000) -> str:
+  """'<type>: <message>' on one line, cut to `limit` characters (out-of-memory errors are long)."""
+  text = ' '.join(f'{type(error).__name__}: {error}'.split()).rstrip(': ')
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def run_within_budget(entries: Sequence[Entry], *, budget_s: float,
+                      on_record: Callable[[list[dict[str, Any]]], None] = lambda records: None,
+                      clock: Callable[[], float] = time.perf_counter,
+                      started: float | None = None) -> list[dict[str, Any]]:
+  """Runs each entry's measurement in turn, within a wall-time budget; one record per entry.
+
+  A record is the entry's description plus `status`: 'ok' (with the
+  measurement's figures and `wall_s`, the entry's whole time, compilation
+  included), 'error' (the measurement raised, e.g. out of accelerator memory:
+  `error` holds the exception's type and message on one line, and the next
+  entries still run) or 'skipped' (`reason`). An entry is skipped, and so is every
+  entry after it, when the time used so far plus the longest entry so far
+  would pass `budget_s`, so that the whole run stays within the budget.
+  `on_record` is called with the records so far after each one (e.g. to
+  write them out, so that a run cut short keeps what it measured). The budget
+  counts from `started` (a `clock()` reading; default: now).
+  """
+  start = clock() if started is None else started
+  records, longest, skip_reason = [], 0.0, None
+  for info, measure in entries:
+    record = dict(info)
+    used = clock() - start
+    if skip_reason is None and used + longest > budget_s:
+      skip_reason = (f'time budget: {used:.1f} s of {budget_s:g} s used, and the longest entry '
+                     f'so far took {longest:.1f} s')
+    if skip_reason is not None:
+      record.update(status='skipped', reason=skip_reason)
+    else:
+      entry_start = clock()
+      try:
+        figures = measure()
+      except Exception as e:  # pylint: disable=broad-except
+        record.update(status='error', error=_one_line(e))
+      else:
+        record.update(status='ok', **figures)
+      record['wall_s'] = clock() - entry_start
+      longest = max(longest, record['wall_s'])
+      # Free the entry's compiled programs and buffers before the next one.
+      jax.clear_caches()
+      gc.collect()
+    records.append(record)
+    on_record(list(records))
+  return records

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import jax
@@ -30,6 +31,10 @@ from lgae.core import workdir as workdir_lib
 from lgae.data import input_pipeline
 from lgae.evaluation import classifier as classifier_lib
 from lgae.evaluation import run as evaluation
+
+
+# Under the workdir: what a phase prepared, kept for resumes (`lgae.core.method.Phase`).
+PHASE_CACHE = 'phase_cache'
 
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
@@ -121,14 +126,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Returns:
     The final train state.
   """
+  started = _start_time()
   # Signals are caught from the very start: a SIGTERM during data checks,
   # restore, compile or classifier training ends the run cleanly too.
   with interrupts.StopOnSignal() as stop:
-    return _train_and_evaluate(config, workdir, stop, allow_new_data)
+    return _train_and_evaluate(config, workdir, stop, allow_new_data, started)
+
+
+_calls_in_this_process = []
+
+
+def _start_time() -> float:
+  """When this call's work began, for the run's timeline.
+
+  The process's start for its first call (a CLI's imports count), the call
+  itself for later ones (a notebook that trains again an hour later).
+  """
+  now = time.time()
+  first = not _calls_in_this_process
+  _calls_in_this_process.append(now)
+  return metric_writers.process_start_time() if first else now
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        stop: interrupts.StopOnSignal, allow_new_data: bool) -> method_lib.State:
+                        stop: interrupts.StopOnSignal, allow_new_data: bool,
+                        started: float) -> method_lib.State:
   """`train_and_evaluate`'s body; `stop` says whether SIGTERM/SIGINT arrived."""
   mesh = parallel.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size,
@@ -141,7 +163,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # ... and one found later (a donor run, the classifier's data) leaves no trace in a new one.
   with workdir_lib.removed_if_unused(workdir, checkpointing.checkpoint_dir(workdir)):
     with _hold_workdir(workdir):
-      return _train(config, workdir, stop, mesh, allow_new_data)
+      return _train(config, workdir, stop, mesh, allow_new_data, started)
 
 
 @contextlib.contextmanager
@@ -186,7 +208,7 @@ def _check_existing_checkpoints(workdir: str, config: ml_collections.ConfigDict,
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.StopOnSignal,
-           mesh: jax.sharding.Mesh, allow_new_data: bool) -> method_lib.State:
+           mesh: jax.sharding.Mesh, allow_new_data: bool, started: float) -> method_lib.State:
   """The run itself, once the config, the data and the workdir have been checked."""
   # Feature extractor for the generation metrics: trained once per data dir
   # and cached; None where the dataset has no classifier recipe.
@@ -239,6 +261,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
   writer = (metric_writers.MetricWriter(workdir) if jax.process_index() == 0
             else metric_writers.NoWriter(workdir))
   progress = metric_writers.ProgressLogger(start_step, total_steps)
+  # When this process started: the data checks, restore and classifier before
+  # the first step count towards a run's time to accuracy (`timeline.jsonl`).
+  writer.write_event('start', start_step, process_start=started)
   pending: list[tuple[int, dict]] = []  # per-step metrics still on device.
   window: list[dict[str, float]] = []    # fetched metrics since the last log.
   eval_every = config.eval_every_steps
@@ -249,8 +274,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     checkpointer.save(step, state, config)
     logging.info('checkpoint at step %d: %s', step, os.path.join(checkpointer.directory, str(step)))
 
+  step = start_step
   try:
-    step = start_step
     while step < total_steps:
       if step_fn is not None and step >= phases[phase_index].end:
         phase_index += 1
@@ -259,7 +284,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
         phase = phases[phase_index]
         step_fn = parallel.jit_step(phase.step, mesh, batched=phase.prepare is None)
         if phase.prepare is not None:
-          phase_data = phase.prepare(state)
+          prepare_start = time.time()
+          phase_data = phase.prepare(state, os.path.join(workdir, PHASE_CACHE, phase.name))
+          writer.write_event('prepared', step, phase=phase.name,
+                             seconds=round(time.time() - prepare_start, 3))
           progress.restart_window(step)
         if len(phases) > 1:
           logging.info('Phase %r: steps %d -> %d.', phase.name, step, phase.end)
@@ -321,6 +349,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
   finally:
     try:
       checkpointer.close()   # Waits for the last save: its failure is the error to report.
+      writer.write_event('end', step)
     finally:
       writer.close()
   # (Another process's signal may have stopped this one early, too.)

@@ -22,6 +22,8 @@ _LAZY_LGAE_IMPORTS = {
     # Checking a config must not import TensorFlow (experiments.benchmark, tests).
     ('lgae/core/config_validation.py', 'lgae.data'),
     ('lgae/methods/latent_stats_vae.py', 'lgae.data'),
+    # A method's step is benchmarked without TensorFlow (experiments.accelerator_benchmark).
+    ('lgae/methods/latentgan_ae/latent_cache.py', 'lgae.data'),
 }
 # What the core, the loop and the CLIs must not name: the methods and their own fields.
 _METHOD_WORDS = ('latentgan', 'two_stage', 'infogan', 'teacher', 'neighbour', 'beta_vae',

@@ -143,3 +143,27 @@ def test_the_smallest_eval_split_validation_accepts_is_scored(tmp_path, fake_dat
   # Every score of the final evaluation, the k-NN ones included.
   assert np.isfinite(final['eval/latent_neighbour_agreement'])
   assert np.isfinite(final['eval/cluster_neighbour_agreement'])
+
+
+def test_the_run_logs_its_timeline_and_time_to_accuracy_reads_it(tmp_path, fake_data_dir):
+  from experiments import time_to_accuracy   # pylint: disable=g-import-not-at-top
+  config = mnist.get_config('smoke')  # eval every 3 steps.
+  with config.unlocked():
+    config.dataset.data_dir = fake_data_dir
+    config.num_train_steps = 3
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  with config.unlocked():
+    config.num_train_steps = 6
+  train.train_and_evaluate(config, str(workdir))   # A resume: a second process start.
+  with open(workdir / 'timeline.jsonl') as f:
+    events = [json.loads(line) for line in f]
+  assert [(e['event'], e['step']) for e in events] == [('start', 0), ('end', 3), ('start', 3),
+                                                       ('end', 6)]
+  first_record = _records(str(workdir))[0]
+  assert events[0]['process_start'] <= first_record['time']
+  lines = time_to_accuracy.report(str(workdir), 'test_error_hungarian', [100.0, -1.0])
+  assert lines[0].endswith('2 process start(s)')
+  assert 'test_error_hungarian <= 100: ' in lines[1] and '(step 3,' in lines[1]
+  assert lines[2].endswith('<= -1: not reached')
+  assert lines[3].startswith('  last evaluation: test_error_hungarian = ') and 'at step 6' in lines[3]

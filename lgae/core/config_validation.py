@@ -314,6 +314,9 @@ def dataset_errors(config: ml_collections.ConfigDict) -> list[str]:
     return [f'config.dataset.name={d.name!r} is not a tfds dataset known here.{hint}']
   if errors:
     return errors
+  method = _method_or_none(config.model_name)
+  if method is not None:
+    method.validate_dataset(config, lambda ok, message: ok or errors.append(message))
   sizes = {}
   for field in ('train_split', 'eval_split'):
     try:

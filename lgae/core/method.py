@@ -59,9 +59,12 @@ class Phase:
     step: `step(state, data) -> (state, metrics)`, pure (the loop jits it with
       the state replicated and donated).
     prepare: None to feed `IMAGES` (each step gets a global batch, split over
-      the devices); else `prepare(state) -> data`, called once when the phase
-      starts (or resumes), and every step of the phase gets that same `data`
-      (replicated; the step splits its work over the mesh itself).
+      the devices); else `prepare(state, cache_dir) -> data`, called once when
+      the phase starts (or resumes), and every step of the phase gets that same
+      `data` (replicated; the step splits its work over the mesh itself).
+      `cache_dir` is the phase's own directory in the workdir
+      (`<workdir>/phase_cache/<name>`, not created by the loop), where process 0
+      may keep what is costly to prepare, so that a resume need not redo it.
   """
 
   name: str
@@ -129,6 +132,14 @@ class Method(abc.ABC):
     """Method-specific value checks; call `need(ok, message)` for each.
 
     Messages name the field as `config.<dotted name>` and say what to do.
+    Values only: what the dataset must offer goes in `validate_dataset`.
+    """
+
+  def validate_dataset(self, config: ml_collections.ConfigDict, need: Need) -> None:
+    """Method-specific checks of the dataset (e.g. class labels); `need` as in `validate`.
+
+    Run only when the dataset is checked (it may read tfds metadata, and so
+    import TensorFlow), after the shared dataset checks found the dataset.
     """
 
   # --- Networks and state ----------------------------------------------------

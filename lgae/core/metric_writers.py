@@ -1,4 +1,10 @@
-"""Where training numbers go: `metrics.jsonl`, TensorBoard, and the console."""
+"""Where training numbers go: `metrics.jsonl`, `timeline.jsonl`, TensorBoard, and the console.
+
+`timeline.jsonl` holds one line per event of the run's processes ('start',
+with the process's own start time; 'prepared', a phase's one-off preparation
+and its seconds; 'end'), so that a run's wall time from process start to an
+accuracy can be read back across resumes (`lgae.evaluation.reporting`).
+"""
 
 import contextlib
 import errno
@@ -12,6 +18,28 @@ import numpy as np
 from absl import logging
 
 from lgae import errors
+
+
+TIMELINE_FILE = 'timeline.jsonl'
+# When lgae was imported: a process's start time where /proc cannot say.
+_IMPORTED = time.time()
+
+
+def process_start_time() -> float:
+  """The wall-clock time (s since the epoch) this process started; Linux reads /proc.
+
+  Elsewhere, the time lgae was imported (a few seconds later: the Python and
+  library imports before it are not counted).
+  """
+  try:
+    with open('/proc/self/stat') as f:
+      after_name = f.read().rsplit(')', 1)[1].split()   # The name may hold spaces.
+    ticks = int(after_name[19])   # Field 22, starttime: clock ticks after boot.
+    with open('/proc/stat') as f:
+      boot = next(int(line.split()[1]) for line in f if line.startswith('btime '))
+    return boot + ticks / os.sysconf('SC_CLK_TCK')
+  except (OSError, ValueError, IndexError, StopIteration):
+    return _IMPORTED
 
 
 class MetricWriter:
@@ -42,6 +70,14 @@ class MetricWriter:
       with self._writing(self._workdir):
         for k, v in scalars.items():
           self._tb.scalar(k, float(v), int(step))
+
+  def write_event(self, event: str, step: int, **fields) -> None:
+    """Appends `{'event', 'step', 'time', **fields}` to `timeline.jsonl`."""
+    path = os.path.join(self._workdir, TIMELINE_FILE)
+    record = {'event': event, 'step': int(step), 'time': round(time.time(), 3), **fields}
+    with self._writing(path):
+      with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     """An [H, W, C] uint8 image to TensorBoard."""
@@ -133,6 +169,9 @@ class NoWriter:
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     del step, scalars
+
+  def write_event(self, event: str, step: int, **fields) -> None:
+    del event, step, fields
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     del step, tag, image

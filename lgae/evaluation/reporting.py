@@ -61,6 +61,54 @@ def time_to_threshold(records: Sequence[dict], key: str, threshold: float) -> fl
   return None
 
 
+def alive_seconds(timeline: Sequence[dict], times: Sequence[float], until: float) -> float:
+  """Seconds the run's processes were alive from the first one's start until `until`.
+
+  Args:
+    timeline: `timeline.jsonl` events; each 'start' has the process's
+      `process_start` (s since the epoch).
+    times: the times of everything the run wrote (metrics records and
+      timeline events); a process that ended is taken to have lived until
+      the last of them before the next process started.
+    until: a time inside one of the processes' lives.
+
+  Time between a process's end and the next one's start (a run stopped and
+  resumed later) is not counted.
+  """
+  starts = sorted(e['process_start'] for e in timeline if e.get('event') == 'start')
+  total = 0.0
+  for i, start in enumerate(starts):
+    if start > until:
+      break
+    following = starts[i + 1] if i + 1 < len(starts) else float('inf')
+    if until < following:
+      return total + (until - start)
+    total += max([t for t in times if start <= t < following], default=start) - start
+  return total
+
+
+def run_time_to_threshold(timeline: Sequence[dict], records: Sequence[dict], key: str,
+                          threshold: float) -> dict | None:
+  """The first record with `key` <= `threshold`, and the run's wall minutes to it.
+
+  Minutes are `alive_seconds` from process start (data checks, compilation,
+  every phase and evaluation before it included); without a timeline (runs
+  that predate it) they count from the first record instead.
+
+  Returns:
+    {'minutes', 'step', 'value'}, or None if `key` never reaches `threshold`.
+  """
+  times = [r['time'] for r in records if 'time' in r] + [e['time'] for e in timeline]
+  for r in records:
+    if r.get(key) is not None and r[key] <= threshold:
+      if any(e.get('event') == 'start' for e in timeline):
+        seconds = alive_seconds(timeline, times, r['time'])
+      else:
+        seconds = r['time'] - min(times)
+      return {'minutes': seconds / 60, 'step': r['step'], 'value': r[key]}
+  return None
+
+
 def settings_table(runs_by_setting: dict[str, Sequence[dict]], keys: Sequence[str],
                    digits: int = 2) -> str:
   """One row per setting: 'mean ± std' of each key over its runs, and n (runs)."""

@@ -375,6 +375,9 @@ class LatentStatsVAE(method_lib.Method):
            f'config.codes.noise_dim={c.noise_dim}: the noise block holds the num_draws eps of '
            f'Eq. 3, so it must be config.model.num_draws * config.model.latent_dim = '
            f'{m.num_draws * m.latent_dim} (and codes.generator_input_dim that + K).')
+
+  def validate_dataset(self, config: ml_collections.ConfigDict, need: method_lib.Need) -> None:
+    categorical = list(config.codes.categorical)
     if len(categorical) == 1:
       _validate_class_labels(config, categorical[0], need)
 

@@ -135,3 +135,19 @@ def test_sweep_reports_the_selected_restarts(tmp_path, monkeypatch):
   selected = results['aggregate']['selected']['test_error_hungarian']
   assert (selected['mean'], selected['n']) == (pytest.approx((9.5 + 17.7) / 2), 2)
   assert '| 0 (draw2) |' in (tmp_path / 'results.md').read_text()
+
+
+def test_run_time_counts_from_process_start_and_skips_the_time_between_processes():
+  timeline = [{'event': 'start', 'step': 0, 'time': 110.0, 'process_start': 100.0},
+              {'event': 'end', 'step': 4, 'time': 200.0},
+              {'event': 'start', 'step': 4, 'time': 1010.0, 'process_start': 1000.0}]
+  records = [{'step': 2, 'time': 150.0, 'eval/err': 9.0},
+             {'step': 4, 'time': 190.0, 'eval/err': 6.0},
+             {'step': 6, 'time': 1060.0, 'eval/err': 4.0}]
+  # The first process lived 100 s (100 -> 200); the second reached 4.0 60 s after it started.
+  assert reporting.run_time_to_threshold(timeline, records, 'eval/err', 5.0) == {
+      'minutes': 160 / 60, 'step': 6, 'value': 4.0}
+  assert reporting.run_time_to_threshold(timeline, records, 'eval/err', 9.0)['minutes'] == 50 / 60
+  assert reporting.run_time_to_threshold(timeline, records, 'eval/err', 1.0) is None
+  # A run without a timeline (older runs): from its first record.
+  assert reporting.run_time_to_threshold([], records, 'eval/err', 6.0)['minutes'] == 40 / 60

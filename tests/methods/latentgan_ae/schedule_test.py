@@ -85,6 +85,44 @@ def test_two_stage_resume_is_exact(tmp_path, data_dir):
   assert _equal(_restore(straight, 6), _restore(resumed, 6))
 
 
+def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
+    tmp_path, data_dir, monkeypatch):
+  from lgae.methods.latentgan_ae import latent_teacher  # pylint: disable=g-import-not-at-top
+  fits = []
+  real_fit = latent_teacher.umap_gmm_clusters
+  monkeypatch.setattr(latent_teacher, 'umap_gmm_clusters',
+                      lambda *args, **kwargs: fits.append(1) or real_fit(*args, **kwargs))
+  config = _config(data_dir, num_train_steps=6)
+  with config.unlocked():
+    config.loss.teacher_weight = 1.0
+    config.two_stage.teacher_dims = 2
+  straight = tmp_path / 'straight'
+  train.train_and_evaluate(config, str(straight))
+  assert len(fits) == 1
+  # Stopped inside stage 2 (step 4), then resumed: the labels are read back.
+  resumed = tmp_path / 'resumed'
+  with config.unlocked():
+    config.num_train_steps, config.checkpoint_every_steps = 4, 4
+  train.train_and_evaluate(config, str(resumed))
+  [cached] = list((resumed / train.PHASE_CACHE / 'latent_gan').glob('teacher_*.npy'))
+  with config.unlocked():
+    config.num_train_steps, config.checkpoint_every_steps = 6, 3
+  train.train_and_evaluate(config, str(resumed))
+  assert len(fits) == 2   # The straight run's fit and the first part's; none on resume.
+  assert _equal(_restore(straight, 6), _restore(resumed, 6))
+  # Labels that do not fit the latents are not trusted: refitted, and the run is the same.
+  again = tmp_path / 'again'
+  with config.unlocked():
+    config.num_train_steps = 4
+  train.train_and_evaluate(config, str(again))
+  bad = again / train.PHASE_CACHE / 'latent_gan' / cached.name   # The same latents, the same key.
+  np.save(bad, np.full(np.load(cached).shape, 99, np.int32))
+  with config.unlocked():
+    config.num_train_steps = 6
+  train.train_and_evaluate(config, str(again))
+  assert len(fits) == 4 and _equal(_restore(straight, 6), _restore(again, 6))
+
+
 def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
   donor = tmp_path / 'donor'
   train.train_and_evaluate(_config(data_dir, num_train_steps=4), str(donor))
