@@ -49,6 +49,7 @@ import concurrent.futures
 import contextlib
 import io
 import json
+import math
 import os
 import shlex
 import signal
@@ -389,7 +390,7 @@ def main(argv):
              'runs': results, 'failures': failures,
              'stopped': {'signal': stopped_by, 'unfinished': unfinished} if stopped_by else None}
   with open(os.path.join(root, 'results.json'), 'w') as f:
-    json.dump(summary, f, indent=2)
+    json.dump(_strict(summary), f, indent=2, allow_nan=False)
   table = reporting.settings_table(by_setting, KEYS[:4] + ('generated_label_accuracy',
                                                             'latent_gmm_error'))
   with open(os.path.join(root, 'results.md'), 'w') as f:
@@ -425,6 +426,17 @@ def main(argv):
     cli.fail(headline)
   # The error line, then a line for each failure.
   raise errors.UserError('\n'.join([headline, *(f'  {_failure_line(x)}' for x in failures)]))
+
+
+def _strict(value):
+  """`value` with NaN and infinities as None: strict JSON (a setting with no finished run has NaN means)."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _strict(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_strict(v) for v in value]
+  return value
 
 
 def _parse_flags(argv):
