@@ -9,6 +9,7 @@ dSprites run), else trained here for 3 steps; either way they are copied into
 a temporary workdir that the module's tests share.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -22,6 +23,9 @@ import pytest
 from configs import infovaegan_mnist, mnist
 from experiments.probes import _cli
 from lgae import train
+from lgae.evaluation import metrics
+from lgae.evaluation import run as evaluation
+from lgae.methods.latentgan_ae import latent_cache
 from tests import fake_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -216,3 +220,34 @@ def test_load_latents_says_what_is_wrong(arrays, fragment, tmp_path):
     np.savez(path, **arrays)
   with pytest.raises(_cli.InputError, match=re.escape(fragment)):
     _cli.load_latents(str(path), min_points=21)
+
+
+@pytest.mark.slow
+def test_teacher_vs_q_pairs_the_kept_teacher_with_q(root, env, latentgan_workdir, monkeypatch):
+  config = mnist.get_config('smoke')
+  with config.unlocked():
+    config.dataset.data_dir = env['TFDS_DATA_DIR']
+    config.schedule = 'two_stage'
+    config.two_stage.autoencoder_steps = 3
+    config.two_stage.num_neighbours = 4
+    config.two_stage.teacher_dims = 2
+    config.loss.neighbour_weight = 1.0
+    config.loss.teacher_weight = 1.0
+    config.num_train_steps = 6
+    config.eval_every_steps = -1
+  workdir = root / 'teacher_run'
+  train.train_and_evaluate(config, str(workdir))
+  [kept] = list((workdir / train.PHASE_CACHE / 'latent_gan').glob('teacher_*.npy'))
+  scores = json.loads(_ok(_probe(env, 'teacher_vs_q', f'--workdir={workdir}', '--test')))
+  # The kept labels, scored independently against the train labels in stored order.
+  monkeypatch.setenv('TFDS_DATA_DIR', env['TFDS_DATA_DIR'])
+  state, saved, mesh = evaluation.load_checkpoint(str(workdir))
+  _, labels = latent_cache.encode_split(state, saved, mesh, saved.dataset.train_split)
+  expected = metrics.clustering_scores(labels, np.load(kept))['test_error_hungarian']
+  assert scores['teacher_train_error'] == pytest.approx(expected)
+  for key in ('q_train_error', 'q_test_error', 'teacher_test_error', 'q_agrees_with_teacher_train'):
+    assert 0.0 <= scores[key] <= 100.0, key
+  assert scores['step'] == 6 and scores['seed'] == config.seed
+  # A run without a teacher is refused in one line.
+  _assert_one_error_line(_probe(env, 'teacher_vs_q', f'--workdir={latentgan_workdir}'),
+                         'with a teacher')

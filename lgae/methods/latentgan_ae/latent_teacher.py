@@ -16,6 +16,7 @@ umap-learn is a dependency of lgae (setup.cfg).
 """
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from absl import logging
@@ -53,6 +54,17 @@ def umap_gmm_clusters(z: np.ndarray, num_clusters: int, *, num_neighbours: int =
   single initialisation sometimes merges two digits). Deterministic for a
   given `seed` (UMAP then runs single-threaded: ~4 CPU minutes for 60k latents).
   """
+  return fit(z, num_clusters, num_neighbours=num_neighbours, dims=dims, gmm_inits=gmm_inits,
+             seed=seed)[0]
+
+
+def fit(z: np.ndarray, num_clusters: int, *, num_neighbours: int = 20, dims: int = 10,
+        gmm_inits: int = 5, seed: int = 0) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+  """`umap_gmm_clusters`'s labels of `z`, and `assign(z_new) -> [M]` for other latents.
+
+  `assign` places new latents with the fitted UMAP's `transform` and the
+  mixture's `predict`: the teacher's own clustering of, e.g., the test split.
+  """
   z = np.asarray(z, np.float32)
   if z.ndim != 2 or len(z) <= max(num_neighbours, num_clusters):
     raise ValueError(f'need [N, D] latents with N > {max(num_neighbours, num_clusters)}, '
@@ -61,11 +73,18 @@ def umap_gmm_clusters(z: np.ndarray, num_clusters: int, *, num_neighbours: int =
   with warnings.catch_warnings():
     # "n_jobs value 1 overridden to 1 by setting random_state": the determinism we ask for.
     warnings.filterwarnings('ignore', message='n_jobs value', category=UserWarning)
-    embedding = _umap().UMAP(n_components=dims, n_neighbors=num_neighbours, min_dist=0.0,
-                             random_state=seed).fit_transform(z)
+    reducer = _umap().UMAP(n_components=dims, n_neighbors=num_neighbours, min_dist=0.0,
+                           random_state=seed)
+    embedding = reducer.fit_transform(z)
   gmm = mixture.GaussianMixture(num_clusters, covariance_type='full', n_init=gmm_inits,
                                 random_state=seed).fit(embedding)
   clusters = gmm.predict(embedding).astype(np.int32)
   logging.info('Teacher clustering (UMAP to %d dims + GMM, best of %d): cluster sizes %s.',
                dims, gmm_inits, np.bincount(clusters, minlength=num_clusters).tolist())
-  return clusters
+
+  def assign(z_new: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+      warnings.filterwarnings('ignore', message='n_jobs value', category=UserWarning)
+      return gmm.predict(reducer.transform(np.asarray(z_new, np.float32))).astype(np.int32)
+
+  return clusters, assign
