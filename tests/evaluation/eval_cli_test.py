@@ -119,7 +119,8 @@ def test_unusable_workdirs_fail_cleanly(setup):
   corrupt = _corrupt(workdir, root / 'corrupt')
   unwritable = root / 'unwritable'   # eval.json is a directory: the scores cannot be written.
   shutil.copytree(workdir, unwritable)
-  (unwritable / 'eval.json').mkdir(exist_ok=True)
+  (unwritable / 'eval.json').unlink(missing_ok=True)   # (test_evaluate_and_traverse wrote one.)
+  (unwritable / 'eval.json').mkdir()
   a_file = root / 'a_file.txt'
   a_file.write_text('not a directory')
   before = {d: _snapshot(d) for d in (empty, corrupt, unwritable)}
