@@ -166,8 +166,12 @@ def _check_out(path: str | None) -> None:
     example = os.path.join(path, 'accel.json')
     cli.fail(f'--out={path} is a directory; give a file name, e.g. --out={example}.')
   directory = os.path.dirname(os.path.abspath(path))
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    cli.fail(f'--out={path}: {directory} is a file, not a directory.')
   if not os.path.isdir(directory):
     cli.fail(f'--out={path}: the directory {directory} does not exist.')
+  if not os.access(directory, os.W_OK | os.X_OK) or directory.startswith('/proc'):
+    cli.fail(f'--out={path}: cannot write into {directory}; choose a directory you can write to.')
 
 
 def _compile_fast() -> None:

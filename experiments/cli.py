@@ -99,6 +99,10 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def guarded_main(argv):
     try:
       return main(argv)
+    except app.UsageError as e:   # absl would print the whole --help first.
+      if _debugging():
+        raise
+      fail(f'{e} (--helpshort lists the flags)')
     except Exception as e:  # pylint: disable=broad-except
       message = expected_failure_message(e)
       if message is None or _debugging():

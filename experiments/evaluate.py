@@ -78,9 +78,10 @@ def check_writable(path: str) -> None:
     except OSError as e:
       problem = e.strerror or str(e)
   if problem:
-    raise OutputNotWritableError(
-        f'cannot write {path} ({problem}); nothing was evaluated. Make {directory} writable '
-        '(or evaluate a copy of the run directory).')
+    todo = ('move that directory away' if os.path.isdir(path) else
+            f'make {directory} writable (or evaluate a copy of the run directory)')
+    raise OutputNotWritableError(f'cannot write {path} ({problem}); nothing was evaluated. '
+                                 f'{todo[0].upper()}{todo[1:]}.')
 
 
 def run(workdir: str, step: int | None = None) -> dict:

@@ -359,6 +359,8 @@ def main(argv):
   if problems:
     _fail(problems)
 
+  if os.path.exists(_ROOT.value) and not os.path.isdir(_ROOT.value):
+    cli.fail(f'--root={_ROOT.value} is a file; give a directory (created if missing).')
   os.makedirs(_ROOT.value, exist_ok=True)
   jobs = [(name, seed, common + overrides) for name, overrides in settings for seed in seeds]
   results, failures, unfinished = [], [], []
@@ -440,8 +442,16 @@ def _strict(value):
 
 
 def _parse_flags(argv):
-  """Parses sweep flags; leaves --config.* overrides in argv for main()."""
-  return flags.FLAGS(argv, known_only=True)
+  """Parses sweep flags; leaves --config.* overrides in argv for main().
+
+  A bad or missing flag is one `FATAL Flags parsing error:` line, as in the other CLIs.
+  """
+  try:
+    return flags.FLAGS(argv, known_only=True)
+  except flags.Error as e:
+    sys.stderr.write(f'FATAL Flags parsing error: {" ".join(str(e).split())}\n'
+                     'Pass --helpshort or --helpfull to see help on flags.\n')
+    sys.exit(1)
 
 
 if __name__ == '__main__':

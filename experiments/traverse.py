@@ -58,6 +58,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
+  if not 0 <= _SEED.value < 2**63:
+    cli.fail(f'--seed={_SEED.value} must be in [0, 2**63).')
   paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)
   print('\n'.join(paths))
 

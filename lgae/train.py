@@ -155,11 +155,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size,
                              num_processes=jax.process_count())
-  input_pipeline.configure_tensorflow()
-  input_pipeline.check_available(config)
-  # Every refusal comes before anything is written to the workdir ...
+  # Every refusal comes before anything is written to the workdir; the workdir's
+  # own first (another run, another dataset), then the data (which may download) ...
   workdir_lib.check_usable(workdir)
   _check_existing_checkpoints(workdir, config, allow_new_data)
+  input_pipeline.configure_tensorflow()
+  input_pipeline.check_available(config)
   # ... and one found later (a donor run, the classifier's data) leaves no trace in a new one.
   with workdir_lib.removed_if_unused(workdir, checkpointing.checkpoint_dir(workdir)):
     with _hold_workdir(workdir):
@@ -272,6 +273,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.Sto
     if not bool(_all_finite(state)):
       raise NonFiniteLossError(f'The state became non-finite by step {step}; not checkpointed.')
     checkpointer.save(step, state, config)
+    # Written in the background; a failure is reported when the next save or the end waits for it.
     logging.info('checkpoint at step %d: %s', step, os.path.join(checkpointer.directory, str(step)))
 
   step = start_step

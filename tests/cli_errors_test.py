@@ -76,22 +76,35 @@ def test_another_configs_workdir_is_refused_and_left_as_it_was(tmp_path):
     ('configs/mnist.py:bset', "Unknown MNIST config variant 'bset'"),
     ('configs/mnist.py:smoke:extra', "Unknown MNIST config variant 'smoke:extra'"),
     ('configs/common.py', 'has no get_config()'),
+    ('RAISES', 'the --config file raised ZeroDivisionError: division by zero'),
+    ('RETURNS_NONE', 'its get_config() returned None'),
 ])
 def test_a_config_file_that_cannot_give_a_config_is_one_line(config_arg, expected, tmp_path):
   workdir = tmp_path / 'run'
+  if config_arg in ('RAISES', 'RETURNS_NONE'):   # A user's config file with a bug in it.
+    body = 'return 1 / 0' if config_arg == 'RAISES' else 'return None'
+    config_arg = tmp_path / 'my_config.py'
+    config_arg.write_text(f'def get_config():\n  {body}\n')
   result = _main(f'--config={config_arg}', f'--workdir={workdir}')
   assert result.returncode == 1, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-  first = result.stderr.strip().splitlines()[0]
-  assert first.startswith('FATAL Flags parsing error:') and expected in first, first
+  # (config_flags may warn first, e.g. "get_config() returned None, did you forget a return?")
+  [fatal] = [line for line in result.stderr.splitlines()
+             if line.startswith('FATAL Flags parsing error:')]
+  assert expected in fatal, result.stderr[-2000:]
   assert not workdir.exists()
 
 
 @pytest.mark.parametrize('args, expected', [
-    (['--config.seed=99999999999999999999'], 'config.seed=99999999999999999999 must fit in 64 bits'),
+    (['--config.seed=99999999999999999999'], 'config.seed=99999999999999999999 must be in [0, 2**63)'),
+    (['--config.seed=-1'], 'config.seed=-1 must be in [0, 2**63)'),
     (['--config.loss.lambda_disc=inf'], 'config.loss.lambda_disc=inf must be a finite number.'),
     (['--coordinator_address=notanaddress', '--num_processes=2', '--process_id=0'],
      "--coordinator_address='notanaddress': give HOST:PORT"),
+    # Fails at once, not after JAX's minutes of waiting for a coordinator it cannot reach.
+    (['--coordinator_address=nosuchhost.invalid:12345', '--num_processes=2', '--process_id=1'],
+     "cannot resolve 'nosuchhost.invalid'"),
+    (['extra_positional_argument'], "Unexpected arguments: ['extra_positional_argument']"),
 ])
 def test_out_of_range_numbers_and_addresses_are_one_line(args, expected, tmp_path):
   workdir = tmp_path / 'run'
@@ -99,7 +112,8 @@ def test_out_of_range_numbers_and_addresses_are_one_line(args, expected, tmp_pat
   assert result.returncode == 1, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
   errors = _error_lines(result)
-  assert errors and expected in result.stderr, result.stderr[-2000:]
+  assert len(errors) == 1 and expected in result.stderr, result.stderr[-2000:]
+  assert len(result.stderr.strip().splitlines()) <= 3, result.stderr[-3000:]   # Not --help's text.
   assert not workdir.exists()
 
 

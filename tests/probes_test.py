@@ -251,3 +251,19 @@ def test_teacher_vs_q_pairs_the_kept_teacher_with_q(root, env, latentgan_workdir
   # A run without a teacher is refused in one line.
   _assert_one_error_line(_probe(env, 'teacher_vs_q', f'--workdir={latentgan_workdir}'),
                          'with a teacher')
+
+
+@pytest.mark.parametrize('args, expected', [
+    (['--epochs=-1'], '--epochs=-1 must be >= 1'),
+    (['--learning_rate=nan'], '--learning_rate=nan must be a finite number > 0'),
+    (['--b1=2'], '--b1=2.0 must be in [0, 1)'),
+])
+def test_neighbour_probe_refuses_settings_that_cannot_train(args, expected, env, tmp_path):
+  _assert_one_error_line(_probe(env, 'neighbour_probe', f'--workdir={tmp_path}', *args), expected)
+
+
+def test_dump_latents_refuses_an_out_under_a_file(env, tmp_path):
+  (tmp_path / 'a_file').write_text('a file')
+  result = _probe(env, 'dump_latents', f'--workdir={tmp_path}', f'--out={tmp_path / "a_file" / "l.npz"}')
+  _assert_one_error_line(result, 'is a file, not a directory')
+  assert (tmp_path / 'a_file').read_text() == 'a file'

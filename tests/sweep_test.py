@@ -64,16 +64,22 @@ def data_dir(tmp_path_factory):
       "setting 'typo': --config.loss.lamda_disc=1: the config has no field 'lamda_disc'",
       "setting 'value': flag --config.num_train_steps=x"]),
     (['--config=configs/no_such_config.py'], ['cannot load --config=configs/no_such_config.py']),
+    (['--parallel=abc'], ['flag --parallel=abc']),   # absl's own flag errors: one line too.
+    (['--select_by=nosuch'], ['flag --select_by=nosuch']),
+    (['--setting=nocolon'], ["expected 'NAME:OVERRIDES'"]),   # a usage error, without --help's text.
 ])
 def test_bad_input_is_one_error_line_before_any_run(args, expected, tmp_path):
   root = tmp_path / 'root'
   result = _sweep(CONFIG, f'--root={root}', *args)
   assert result.returncode == 1, result.stderr[-3000:]
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-  errors = _error_lines(result.stderr)
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith(('error:', 'FATAL Flags parsing error:'))]
   assert len(errors) == 1, result.stderr[-3000:]
   for text in expected:
     assert text in result.stderr, result.stderr[-3000:]
+  # The error, its indented lines (one per problem) and absl's pointer to --help; not --help itself.
+  assert len(result.stderr.strip().splitlines()) <= len(expected) + 2, result.stderr[-3000:]
   assert not root.exists()   # nothing created, so nothing ran.
 
 

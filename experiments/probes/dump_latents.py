@@ -40,8 +40,17 @@ SPLITS = ('train', 'test')   # As recorded: the tfds split names, not the run's.
 def run(workdir: str, out: str, step: int | None = None) -> dict[str, np.ndarray]:
   """Encodes both splits and writes `out`; returns the four arrays."""
   directory = os.path.dirname(os.path.abspath(out))
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise _cli.InputError(f'--out={out}: {directory} is a file, not a directory.')
   if not os.path.isdir(directory):
     raise _cli.InputError(f'--out={out}: directory {directory} does not exist.')
+  try:   # Writable? Before minutes of encoding (and without leaving a file behind).
+    existed = os.path.exists(out)
+    os.close(os.open(out, os.O_WRONLY | os.O_CREAT, 0o644))
+    if not existed:
+      os.unlink(out)
+  except OSError as e:
+    raise _cli.InputError(f'--out={out}: cannot write it ({e.strerror or e}).') from e
   state, config, mesh = evaluation.load_checkpoint(workdir, step)
   if config.model_name != 'latentgan_ae':
     raise _cli.InputError(f'{workdir} holds a run of {config.model_name}; dump_latents encodes '

@@ -23,6 +23,7 @@ fewer train latents than --num_neighbours + 1 or than one batch) ends with
 one `error: ...` line and exit code 1.
 """
 
+import math
 import time
 
 import flax.linen as nn
@@ -110,6 +111,14 @@ def run():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _EPOCHS.value < 1:
+    cli.fail(f'--epochs={_EPOCHS.value} must be >= 1.')
+  if not (math.isfinite(_LR.value) and _LR.value > 0):
+    cli.fail(f'--learning_rate={_LR.value} must be a finite number > 0.')
+  if not 0 <= _B1.value < 1:
+    cli.fail(f'--b1={_B1.value} must be in [0, 1) (Adam\'s first-moment decay).')
+  if not (math.isfinite(_ENTROPY.value) and _ENTROPY.value >= 0):
+    cli.fail(f'--entropy_weight={_ENTROPY.value} must be a finite number >= 0.')
   console.quiet_unless_verbosity_given()
   checkpointing.silence_closed_event_loop_callbacks()
   run()

@@ -8,6 +8,7 @@ never listed, never restored, and is cleaned up by the next writer.
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -190,9 +191,12 @@ def _complete_steps(directory: str) -> list[int]:
     return []
 
 
-def _one_line(error: Exception, limit: int = 300) -> str:
-  # TensorStore errors span dozens of lines (a JSON spec); the CLI prints one.
-  return f'{type(error).__name__}: {" ".join(str(error).split())[:limit]}'
+def _one_line(error: Exception, limit: int = 200) -> str:
+  # TensorStore errors span dozens of lines (a JSON spec, object reprs); the CLI prints one.
+  text = re.sub(r'<[^<>]*>', '<...>', ' '.join(str(error).split()))
+  if len(text) > limit:
+    text = text[:limit].rsplit(' ', 1)[0] + ' ...'
+  return f'{type(error).__name__}: {text}'
 
 
 def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict,

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -216,8 +217,8 @@ def value_errors(config: ml_collections.ConfigDict, num_devices: int | None,
     values = value if isinstance(value, (tuple, list)) else (value,)
     if any(isinstance(v, float) and not math.isfinite(v) for v in values):
       errors.append(f'config.{name}={value!r} must be a finite number.')
-  need(-2**63 <= config.seed < 2**63,
-       f'config.seed={config.seed} must fit in 64 bits (|seed| < 2**63).')
+  need(0 <= config.seed < 2**63,
+       f'config.seed={config.seed} must be in [0, 2**63) (a non-negative 64-bit integer).')
   for name in ('batch_size', 'eval_batch_size', 'num_epochs', 'log_every_steps',
                'checkpoint_every_steps', 'max_checkpoints_to_keep'):
     need(config[name] > 0, f'config.{name}={config[name]} must be > 0.')
@@ -399,6 +400,10 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
   try:
     return flag_values(list(argv))
   except flags.Error as e:
+    given = [a for a in argv[1:] if a.startswith('--config=')]
+    if given and 'Flag --config must have a value other than None' in str(e):
+      _usage_error(f'{given[-1]}: its get_config() returned None; it must return a ConfigDict '
+                   '(e.g. configs/mnist.py).')
     _usage_error(_without_traceback(str(e)))
   except (SyntaxError, ImportError, NameError, TypeError) as e:
     # A config file that exists but does not run (config_flags executes it
@@ -411,9 +416,30 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
       _usage_error('the --config file has no get_config(); give a config file such as '
                    'configs/mnist.py (a variant: configs/mnist.py:best).')
     message = _unknown_override_message(argv, e)
-    if message is None:  # Not an override we can point at: a real bug, keep the traceback.
-      raise
+    if message is None:
+      _usage_error(_raised_in_config_file(argv, e) or _reraise(e))
     _usage_error(message)
+  except Exception as e:  # pylint: disable=broad-except
+    # The config file's own code raised while config_flags ran it.
+    _usage_error(_raised_in_config_file(argv, e) or _reraise(e))
+
+
+def _reraise(error: Exception) -> NoReturn:
+  raise error
+
+
+def _raised_in_config_file(argv: Sequence[str], error: Exception) -> str | None:
+  """'the --config file raised ...' if `error` came from the code of the --config file, else None."""
+  given = [a.split('=', 1)[1].split(':', 1)[0] for a in argv[1:] if a.startswith('--config=')]
+  if not given:
+    return None
+  path = os.path.abspath(given[-1])
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if os.path.abspath(f.filename) == path]
+  if not frames:
+    return None   # Not the config file's code: a bug of lgae's, keep the traceback.
+  return (f'the --config file raised {type(error).__name__}: {error} ({frames[-1].filename}, '
+          f'line {frames[-1].lineno}).')
 
 
 def _without_traceback(message: str) -> str:

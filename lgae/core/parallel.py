@@ -13,6 +13,7 @@ each process feeds only its rows of every global batch (`process_rows`,
 """
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 
 import jax
@@ -87,6 +88,12 @@ def initialize_distributed(coordinator_address: str | None = None,
           'process 0 and a free port (e.g. 10.0.0.1:8476), the same on every process.')
     if num_processes == 1:
       return   # One process needs no coordinator.
+    try:
+      socket.getaddrinfo(host.strip('[]'), int(port))
+    except (socket.gaierror, UnicodeError) as e:
+      raise DistributedSetupError(
+          f'--coordinator_address={coordinator_address!r}: cannot resolve {host!r} ({e}); give '
+          'the address of process 0 as every process can reach it.') from None
   else:
     launcher = cluster_environment()
     if launcher is None:

@@ -131,6 +131,9 @@ def test_unusable_workdirs_fail_cleanly(setup):
       _start(env, 'experiments.traverse', f'--workdir={corrupt}', f'--out={out}'),
       _start(env, 'experiments.evaluate', f'--workdir={unwritable}'),
       _start(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={a_file}'),
+      _start(env, 'experiments.traverse', f'--workdir={workdir}', f'--out={out}',
+             '--seed=99999999999999999999'),
+      _start(env, 'experiments.evaluate', f'--workdir={workdir}', 'stray_argument'),
   ]
   messages = []
   for run in runs:
@@ -144,6 +147,8 @@ def test_unusable_workdirs_fail_cleanly(setup):
   assert 'damaged' in messages[1]
   assert 'cannot write' in messages[2] and 'nothing was evaluated' in messages[2]
   assert 'is a file' in messages[3]
+  assert '--seed=99999999999999999999 must be in [0, 2**63)' in messages[4]
+  assert "Unexpected arguments: ['stray_argument']" in messages[5]
   for directory, snapshot in before.items():
     assert _snapshot(directory) == snapshot, directory
   assert not out.exists()
