@@ -146,7 +146,6 @@ def test_the_smallest_eval_split_validation_accepts_is_scored(tmp_path, fake_dat
 
 
 def test_the_run_logs_its_timeline_and_time_to_accuracy_reads_it(tmp_path, fake_data_dir):
-  from experiments import time_to_accuracy   # pylint: disable=g-import-not-at-top
   config = mnist.get_config('smoke')  # eval every 3 steps.
   with config.unlocked():
     config.dataset.data_dir = fake_data_dir
@@ -162,7 +161,12 @@ def test_the_run_logs_its_timeline_and_time_to_accuracy_reads_it(tmp_path, fake_
                                                        ('end', 6)]
   first_record = _records(str(workdir))[0]
   assert events[0]['process_start'] <= first_record['time']
-  lines = time_to_accuracy.report(str(workdir), 'test_error_hungarian', [100.0, -1.0])
+  # As a user runs it (in-process, its flags would clash with other CLIs' in this test process).
+  result = subprocess.run([sys.executable, '-m', 'experiments.time_to_accuracy',
+                           f'--workdir={workdir}', '--thresholds=100,-1'], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.splitlines()
   assert lines[0].endswith('2 process start(s)')
   assert 'test_error_hungarian <= 100: ' in lines[1] and '(step 3,' in lines[1]
   assert lines[2].endswith('<= -1: not reached')

@@ -30,7 +30,9 @@ METHOD = lsv.LatentStatsVAE()
 
 def _messages(config):
   errors = []
-  METHOD.validate(config, lambda ok, message: ok or errors.append(message))
+  need = lambda ok, message: ok or errors.append(message)
+  METHOD.validate(config, need)
+  METHOD.validate_dataset(config, need)   # (run by config_validation when it checks the dataset)
   return errors
 
 
