@@ -123,6 +123,13 @@ def test_resuming_on_other_data_is_refused_unless_asked(data_dir, tmp_path, monk
   with pytest.raises(checkpointing.CheckpointError, match=r"train_split='train'.*--allow_new_data"):
     train.train_and_evaluate(other, str(workdir))
   assert {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()} == before
+  # Another dataset, not even prepared here: the workdir's refusal comes first (not "prepare it").
+  unprepared = _config(num_train_steps=4, **schedule)
+  unprepared.dataset.name = 'fashion_mnist'
+  unprepared.dataset.download = False
+  with pytest.raises(checkpointing.CheckpointError, match=r"dataset.name='mnist'.*--allow_new_data"):
+    train.train_and_evaluate(unprepared, str(workdir))
+  assert {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()} == before
   # Fine-tuning on the new data, when asked for.
   state = train.train_and_evaluate(other, str(workdir), allow_new_data=True)
   assert int(state.step) == 4
