@@ -29,6 +29,8 @@ STRUCTURAL_FIELDS = ('model_name', 'model', 'codes', 'dataset.image_size', 'data
 # Fields naming the data a run trains on; resuming with others mixes two datasets
 # in one run, so it needs `allow_new_data` (fine-tuning: `experiments.main --allow_new_data`).
 DATA_FIELDS = ('dataset.name', 'dataset.train_split')
+# Where Orbax's own code lives (its abandoned reads after a failed restore).
+_ORBAX_DIR = f'{os.sep}orbax{os.sep}'
 
 
 class CheckpointError(errors.UserError, RuntimeError):
@@ -261,14 +263,16 @@ def _without_compute_only(config: ml_collections.ConfigDict) -> ml_collections.C
 
 
 def silence_closed_event_loop_callbacks() -> None:
-  """Drops the 'Event loop is closed' reports that follow a failed Orbax restore.
+  """Drops the reports of Orbax's abandoned reads that follow a failed restore.
 
   When a restore fails (a damaged checkpoint), Orbax closes its event loop
-  while other TensorStore reads are still in flight; as they complete, their
-  callbacks report `RuntimeError('Event loop is closed')` through
-  `sys.unraisablehook`, burying the real error under dozens of tracebacks.
-  Process-wide, so only for command-line entry points; every other
-  unraisable error still reaches the previous hook.
+  while other TensorStore reads are still in flight; as they complete (or
+  are collected at exit), their callbacks and coroutines report
+  `RuntimeError('Event loop is closed')` or the same read error again through
+  `sys.unraisablehook`, burying the one-line error under hundreds of lines.
+  The restore's own error has already been raised (and reported). Process-wide,
+  so only for command-line entry points; every other unraisable error still
+  reaches the previous hook.
   """
   previous = sys.unraisablehook
   if getattr(previous, '_drops_closed_event_loop', False):
@@ -278,7 +282,22 @@ def silence_closed_event_loop_callbacks() -> None:
     error = unraisable.exc_value
     if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
       return
+    if _raised_in_orbax(unraisable):
+      return
     previous(unraisable)
 
   hook._drops_closed_event_loop = True  # pylint: disable=protected-access
   sys.unraisablehook = hook
+
+
+def _raised_in_orbax(unraisable) -> bool:
+  """Whether an unraisable error comes from Orbax's code (a coroutine of it, or a frame)."""
+  code = getattr(unraisable.object, 'cr_code', None)
+  if code is not None and _ORBAX_DIR in code.co_filename:
+    return True
+  frame = unraisable.exc_traceback
+  while frame is not None:
+    if _ORBAX_DIR in frame.tb_frame.f_code.co_filename:
+      return True
+    frame = frame.tb_next
+  return False

@@ -188,3 +188,27 @@ def test_checkpoints_that_is_a_file_is_a_checkpoint_error(tmp_path):
     with pytest.raises(checkpointing.CheckpointError, match='is a file'):
       checkpointing.Checkpointer(str(tmp_path), read_only=read_only)
   assert (tmp_path / 'checkpoints').read_text() == 'not a directory'
+
+
+def test_the_reports_of_orbaxs_abandoned_reads_are_dropped_and_others_kept(monkeypatch):
+  import sys  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  reported = []
+  monkeypatch.setattr(sys, 'unraisablehook', reported.append)
+  checkpointing.silence_closed_event_loop_callbacks()
+
+  def unraisable_from(filename):
+    # An error raised by code that lives in `filename`, as a coroutine of it reports at exit.
+    try:
+      exec(compile('raise Exception("Encountered error while reading array index")', filename,
+                   'exec'), {})
+    except Exception as e:  # pylint: disable=broad-except
+      return types.SimpleNamespace(exc_type=type(e), exc_value=e, exc_traceback=e.__traceback__,
+                                   err_msg=None, object=None)
+
+  orbax_file = os.path.join(os.sep, 'site-packages', 'orbax', 'checkpoint', 'serialization.py')
+  sys.unraisablehook(unraisable_from(orbax_file))
+  assert not reported
+  mine = unraisable_from(os.path.join(os.sep, 'work', 'my_code.py'))
+  sys.unraisablehook(mine)
+  assert reported == [mine]
