@@ -215,7 +215,10 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
   errors = _error_lines(result)
   assert len(errors) == 1, result.stderr[-3000:]
-  assert 'no space left on the device' in errors[0] and 'step 3 is intact' in errors[0], errors
+  assert 'no space left on the device' in errors[0], errors
+  # Which write meets the full disk first is a race: the background step-6 checkpoint (then the
+  # line names the intact step-3 one) or the step-6 record appended to metrics.jsonl meanwhile.
+  assert 'step 3 is intact' in errors[0] or 'metrics.jsonl' in errors[0], errors
   assert 'Exception ignored' not in result.stderr and 'Task exception' not in result.stderr
   # The step-3 checkpoint is complete: the run resumes from it.
   assert checkpointing.Checkpointer(str(copy), read_only=True).latest_step() == 3
