@@ -23,6 +23,7 @@ from typing import NoReturn
 from absl import app, flags
 
 from lgae import errors
+from lgae.core import checkpointing, console
 
 # Errors of the operating system about a path the user chose, or about the
 # disk: what each means for the user.
@@ -41,8 +42,15 @@ _OS_REASONS = {
     errno.ELOOP: 'too many levels of symbolic links',
     errno.EIO: 'input/output error',
 }
-# Out of space: free some, or write elsewhere; what was saved before is kept.
-_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def begin(argv: list[str]) -> None:
+  """A CLI's first lines: no positional arguments, lgae's own console lines, quiet Orbax exits."""
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  console.quiet_unless_verbosity_given()
+  # A failed restore leaves Orbax reads behind; their reports at exit would bury the one line.
+  checkpointing.silence_closed_event_loop_callbacks()
 
 
 def fail(message: object) -> NoReturn:
@@ -70,7 +78,7 @@ def os_error_message(error: OSError) -> str:
   if error.filename2:
     where = f'{path} -> {error.filename2}: '
   advice = ''
-  if error.errno in _OUT_OF_SPACE:
+  if errors.is_out_of_space(error):
     advice = (' Free some space (or choose a directory on another disk) and run the command '
               'again; what was saved before this write is kept.')
   elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

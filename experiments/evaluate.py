@@ -20,11 +20,10 @@ import json
 import os
 import tempfile
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import cli
 from lgae import errors
-from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
 from lgae.evaluation import run as evaluation
 from lgae.evaluation import classifier as classifier_lib
@@ -111,10 +110,7 @@ def run(workdir: str, step: int | None = None) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
+  cli.begin(argv)
   scores = run(_WORKDIR.value, _STEP.value)
   logging.info('Wrote %s', os.path.join(_WORKDIR.value, eval_file(_STEP.value)))
   print(json.dumps(scores, indent=2))

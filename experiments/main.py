@@ -14,12 +14,12 @@ library entry point is `lgae.train.train_and_evaluate(config, workdir)`.
 """
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
 from lgae import train
-from lgae.core import checkpointing, config_validation, console, parallel
+from lgae.core import config_validation, parallel
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, e.g. configs/mnist.py (or configs/mnist.py:smoke).',
@@ -39,9 +39,7 @@ flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  console.quiet_unless_verbosity_given()
+  cli.begin(argv)
   config = config_validation.loaded_config(_CONFIG)
   # Before anything touches a JAX device.
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -53,9 +51,6 @@ def main(argv):
     logging.info('No --workdir given; using %s', run_dir)
   # The full config is saved beside every checkpoint; on the console only when asked.
   logging.debug('Config:\n%s', config)
-  # Orbax's event loop closes before some callbacks after a failed restore;
-  # keep the one-line error below readable.
-  checkpointing.silence_closed_event_loop_callbacks()
   # A user error (lgae.errors.UserError) or a refused path is one `error:` line (experiments.cli).
   train.train_and_evaluate(config, run_dir, allow_new_data=_ALLOW_NEW_DATA.value)
 

@@ -63,11 +63,8 @@ def report(workdir: str, key: str, thresholds: list[float]) -> list[str]:
         'not reached' if hit is None else
         f"{hit['minutes']:.1f} min (step {hit['step']}, {hit['value']:.4g})"))
   last = evals[-1]
-  # The last evaluation is the first record at or below its own value, counted from its start.
-  final = reporting.run_time_to_threshold(timeline, records[:records.index(last) + 1][::-1],
-                                          metric, last[metric])
   lines.append(f"  last evaluation: {key} = {last[metric]:.4g} at step {last['step']}, "
-               f"{final['minutes']:.1f} min")
+               f"{reporting.run_minutes(timeline, records, last['time']):.1f} min")
   return lines
 
 

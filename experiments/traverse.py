@@ -16,11 +16,10 @@ before --out is created.
 import os
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from experiments import cli
 from lgae import errors
-from lgae.core import checkpointing, console
 from lgae.evaluation import run as evaluation, traversal
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory written by experiments.main.')
@@ -54,10 +53,7 @@ def run(workdir: str, out_dir: str, step: int | None = None, seed: int = 0) -> l
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
+  cli.begin(argv)
   if not 0 <= _SEED.value < 2**63:
     cli.fail(f'--seed={_SEED.value} must be in [0, 2**63).')
   paths = run(_WORKDIR.value, _OUT.value, _STEP.value, _SEED.value)

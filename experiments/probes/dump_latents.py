@@ -21,11 +21,10 @@ before anything is written.
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import cli
 from experiments.probes import _cli
-from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
 from lgae.evaluation import run as evaluation
 from lgae.methods.latentgan_ae import latent_cache
@@ -68,10 +67,7 @@ def run(workdir: str, out: str, step: int | None = None) -> dict[str, np.ndarray
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
+  cli.begin(argv)
   run(_WORKDIR.value, _OUT.value, _STEP.value)
 
 

@@ -21,11 +21,11 @@ with one `error: ...` line and exit code 1.
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import cli
 from experiments.probes import _cli
-from lgae.core import checkpointing, console, latent
+from lgae.core import latent
 from lgae.evaluation import run as evaluation
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory of an infogan or infovaegan run.')
@@ -56,10 +56,7 @@ def run(workdir: str, step: int | None = None) -> dict[str, float]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
+  cli.begin(argv)
   run(_WORKDIR.value, _STEP.value)
 
 

@@ -31,11 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 from experiments import cli
 from experiments.probes import _cli
-from lgae.core import checkpointing, console
 from lgae.data import input_pipeline
 from lgae.evaluation import metrics, run as evaluation
 from lgae.methods.latentgan_ae import latent_cache
@@ -109,8 +108,7 @@ def run():
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  cli.begin(argv)
   if _EPOCHS.value < 1:
     cli.fail(f'--epochs={_EPOCHS.value} must be >= 1.')
   if not (math.isfinite(_LR.value) and _LR.value > 0):
@@ -119,8 +117,6 @@ def main(argv):
     cli.fail(f'--b1={_B1.value} must be in [0, 1) (Adam\'s first-moment decay).')
   if not (math.isfinite(_ENTROPY.value) and _ENTROPY.value >= 0):
     cli.fail(f'--entropy_weight={_ENTROPY.value} must be a finite number >= 0.')
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
   run()
 
 

@@ -27,7 +27,6 @@ from absl import flags
 from experiments import cli
 from experiments.probes import _cli
 from lgae import train
-from lgae.core import checkpointing, console
 from lgae.evaluation import metrics
 from lgae.evaluation import outputs as outputs_lib
 from lgae.evaluation import run as evaluation
@@ -92,8 +91,7 @@ def run(workdir: str, step: int | None = None, refit: bool = False, test: bool =
 
 
 def main(argv):
-  console.quiet_unless_verbosity_given()
-  checkpointing.silence_closed_event_loop_callbacks()
+  cli.begin(argv)
   _cli.run_main(argv, run, _WORKDIR.value, _STEP.value, _REFIT.value, _TEST.value)
 
 

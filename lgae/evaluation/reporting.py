@@ -98,15 +98,19 @@ def run_time_to_threshold(timeline: Sequence[dict], records: Sequence[dict], key
   Returns:
     {'minutes', 'step', 'value'}, or None if `key` never reaches `threshold`.
   """
-  times = [r['time'] for r in records if 'time' in r] + [e['time'] for e in timeline]
   for r in records:
     if r.get(key) is not None and r[key] <= threshold:
-      if any(e.get('event') == 'start' for e in timeline):
-        seconds = alive_seconds(timeline, times, r['time'])
-      else:
-        seconds = r['time'] - min(times)
-      return {'minutes': seconds / 60, 'step': r['step'], 'value': r[key]}
+      return {'minutes': run_minutes(timeline, records, r['time']), 'step': r['step'],
+              'value': r[key]}
   return None
+
+
+def run_minutes(timeline: Sequence[dict], records: Sequence[dict], until: float) -> float:
+  """The run's wall minutes until `until`: `alive_seconds`, or from the first record without a timeline."""
+  times = [r['time'] for r in records if 'time' in r] + [e['time'] for e in timeline]
+  if any(e.get('event') == 'start' for e in timeline):
+    return alive_seconds(timeline, times, until) / 60
+  return (until - min(times)) / 60
 
 
 def settings_table(runs_by_setting: dict[str, Sequence[dict]], keys: Sequence[str],
