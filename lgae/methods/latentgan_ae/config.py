@@ -71,4 +71,11 @@ def config_fields() -> ml_collections.ConfigDict:
   # stage 2); 0 = all of them. A warm start: after it, Q keeps or leaves the
   # teacher's partition under the remaining terms alone.
   fields.loss.teacher_gan_steps = 0
+  # Two-stage only, an ablation beyond the paper: the weight of the latent GAN
+  # itself in stage 2 (D's real/fake loss and the MI loss of Q on G's fakes, in
+  # D/Q's update). 1 = the method; 0 = no GAN at all: G is neither run nor
+  # updated, and D/Q's trunk and Q's heads train on the real-latent terms alone
+  # (teacher_weight / neighbour_weight, one of which must then be > 0), i.e. a
+  # classifier distilled from the teacher on the frozen latents.
+  fields.loss.gan_weight = 1.0
   return fields

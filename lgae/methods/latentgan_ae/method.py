@@ -100,6 +100,8 @@ def _validate_schedule(config: ml_collections.ConfigDict, need: method_lib.Need)
                'neighbour_entropy_weight', 'teacher_weight'):
     need(lc[name] >= 0, f'config.loss.{name}={lc[name]} must be >= 0.')
   # .get: configs saved before this field existed restore without it.
+  gan_weight = lc.get('gan_weight', 1.0)
+  need(gan_weight >= 0, f'config.loss.gan_weight={gan_weight} must be >= 0 (1 = the method).')
   need(lc.get('teacher_gan_steps', 0) >= 0,
        f'config.loss.teacher_gan_steps={lc.get("teacher_gan_steps")} must be >= 0 '
        '(0 = the whole of stage 2).')
@@ -118,6 +120,9 @@ def _validate_schedule(config: ml_collections.ConfigDict, need: method_lib.Need)
     need(ts.teacher_dims >= 2, f'config.two_stage.teacher_dims={ts.teacher_dims} must be >= 2.')
     need(ts.teacher_gmm_inits >= 1,
          f'config.two_stage.teacher_gmm_inits={ts.teacher_gmm_inits} must be >= 1.')
+    need(gan_weight > 0 or lc.teacher_weight > 0 or lc.neighbour_weight > 0,
+         'config.loss.gan_weight=0 leaves Q nothing to learn from: set '
+         'config.loss.teacher_weight or config.loss.neighbour_weight > 0, or gan_weight > 0.')
     if lc.teacher_weight > 0:
       try:
         latent_teacher.check_available()
@@ -130,6 +135,10 @@ def _validate_schedule(config: ml_collections.ConfigDict, need: method_lib.Need)
     need(lc.neighbour_weight == 0,
          f'config.loss.neighbour_weight={lc.neighbour_weight} needs '
          "config.schedule='two_stage' (the neighbours are those of the cached latents).")
+    need(gan_weight == 1.0,
+         f'config.loss.gan_weight={gan_weight} is a two-stage ablation; the joint schedule '
+         "trains the paper's latent GAN (gan_weight=1): set it to 1 or use "
+         "schedule='two_stage'.")
     need(not ts.autoencoder_workdir,
          "config.two_stage.autoencoder_workdir is set but config.schedule='joint'; use "
          "schedule='two_stage' or clear it.")

@@ -84,6 +84,9 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
   Returns (new G state, new D/Q state, metrics).
   """
   batch_size = real_z.shape[0]
+  gan_weight = lc.get('gan_weight', 1.0)
+  if gan_weight == 0:   # the no-GAN ablation: Q on the real latents only, G untouched.
+    return _real_latent_update(state, real_z, lc, neighbour_z, teacher, teacher_weight)
   k_codes, k_real, k_fake = jax.random.split(key, 3)
   codes = latent.sample(k_codes, layout, batch_size)
   g_input = latent.generator_input(codes, layout)
@@ -113,18 +116,12 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
                'd_real_prob': jnp.mean(jax.nn.sigmoid(real_out['logit'])),
                'd_fake_prob': jnp.mean(jax.nn.sigmoid(fake_out['logit']))}
     total = d_loss + mi
-    if neighbour_z is not None:
-      consistency = clustering.neighbour_consistency_loss(real_out['cat_logits'],
-                                                      rows(out, 2)['cat_logits'])
-      entropy = clustering.marginal_entropy(real_out['cat_logits'])
-      total += lc.neighbour_weight * (consistency - lc.neighbour_entropy_weight * entropy)
-      metrics.update(neighbour_consistency=consistency, real_marginal_entropy=entropy)
-    if teacher is not None:
-      teacher_ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
-          real_out['cat_logits'][0], teacher))
-      total += teacher_weight * teacher_ce
-      metrics['teacher_ce'] = teacher_ce
-    return total, metrics
+    if gan_weight != 1:
+      total = gan_weight * total
+    # Added in this order (the ops of every earlier version: results stay bitwise).
+    return _add_real_latent_terms(total, metrics, real_out,
+                                  rows(out, 2) if neighbour_z is not None else None, lc,
+                                  teacher, teacher_weight)
 
   (_, disc_metrics), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc.params)
   new_disc = state.disc.apply_gradients(grads=disc_grads)
@@ -141,6 +138,44 @@ def _gan_update(state: state_lib.LatentGANState, real_z: jax.Array, key: jax.Arr
   (gen_grads,) = gen_vjp(fake_grads)
   new_gen = state.gen.apply_gradients(grads=gen_grads)
   return new_gen, new_disc, {**disc_metrics, **gen_metrics}
+
+
+def _add_real_latent_terms(total, metrics, real_out, neighbour_out,
+                           lc: ml_collections.ConfigDict, teacher: jax.Array | None,
+                           teacher_weight: jax.Array | float):
+  """`total` + Q's terms on real latents (two-stage): neighbour consistency and
+  marginal entropy, teacher cross-entropy; and `metrics` with theirs."""
+  metrics = dict(metrics)
+  if neighbour_out is not None:
+    consistency = clustering.neighbour_consistency_loss(real_out['cat_logits'],
+                                                        neighbour_out['cat_logits'])
+    entropy = clustering.marginal_entropy(real_out['cat_logits'])
+    total += lc.neighbour_weight * (consistency - lc.neighbour_entropy_weight * entropy)
+    metrics.update(neighbour_consistency=consistency, real_marginal_entropy=entropy)
+  if teacher is not None:
+    teacher_ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+        real_out['cat_logits'][0], teacher))
+    total += teacher_weight * teacher_ce
+    metrics['teacher_ce'] = teacher_ce
+  return total, metrics
+
+
+def _real_latent_update(state: state_lib.LatentGANState, real_z: jax.Array,
+                        lc: ml_collections.ConfigDict, neighbour_z: jax.Array | None,
+                        teacher: jax.Array | None, teacher_weight: jax.Array | float):
+  """`loss.gan_weight = 0`: D/Q's update from the real-latent terms alone; G is not run."""
+  batch_size = real_z.shape[0]
+  parts = [real_z] + ([neighbour_z] if neighbour_z is not None else [])
+
+  def loss_fn(params):
+    out = state.disc.apply_fn({'params': params}, jnp.concatenate(parts, axis=0))
+    rows = lambda i: jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], out)
+    return _add_real_latent_terms(0.0, {}, rows(0),
+                                  rows(1) if neighbour_z is not None else None, lc, teacher,
+                                  teacher_weight)
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.disc.params)
+  return state.gen, state.disc.apply_gradients(grads=grads), metrics
 
 
 def train_step(state: state_lib.LatentGANState, batch: dict[str, jax.Array], *,

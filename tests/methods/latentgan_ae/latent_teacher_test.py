@@ -47,13 +47,14 @@ def test_missing_umap_is_one_clear_config_error(monkeypatch):
   config_validation.validate(config, check_dataset=False)   # not needed without the teacher.
 
 
-def _train_q(teacher_weight, steps=200):
+def _train_q(teacher_weight, steps=200, **loss):
   config = mnist.get_config('smoke')
   with config.unlocked():
     config.schedule = 'two_stage'
     config.two_stage.autoencoder_steps = 0
     config.two_stage.autoencoder_workdir = 'unused'
     config.loss.teacher_weight = teacher_weight
+    config.loss.update(loss)
     config.optimizer.learning_rate = 1e-3
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = state_lib.create_state(config, mesh)
@@ -66,16 +67,40 @@ def _train_q(teacher_weight, steps=200):
   for _ in range(steps):
     state, step_metrics = step(state, cache)
   logits = state.disc.apply_fn({'params': state.disc.params}, z)['cat_logits'][0]
-  return np.mean(np.argmax(np.asarray(logits), -1) == teacher), step_metrics
+  return np.mean(np.argmax(np.asarray(logits), -1) == teacher), step_metrics, state
 
 
 def test_teacher_term_trains_q_towards_the_teacher_on_real_latents():
-  agreement, step_metrics = _train_q(teacher_weight=5.0)
+  agreement, step_metrics, _ = _train_q(teacher_weight=5.0)
   assert 'teacher_ce' in step_metrics
   # 32 random targets over 10 classes: chance is ~10 %; Q must learn them.
   assert agreement > 0.9
-  without, step_metrics = _train_q(teacher_weight=0.0)
+  without, step_metrics, _ = _train_q(teacher_weight=0.0)
   assert 'teacher_ce' not in step_metrics and without < 0.5
+
+
+def _same(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_without_the_gan_q_learns_the_teacher_alone_and_g_is_untouched():
+  # loss.gan_weight = 0, the ablation "Q distilled from the teacher, no G/D".
+  agreement, step_metrics, state = _train_q(teacher_weight=5.0, steps=100, gan_weight=0.0)
+  assert agreement > 0.9
+  assert set(step_metrics) == {'teacher_ce'}   # no D, MI or G terms were computed.
+  _, _, with_gan = _train_q(teacher_weight=5.0, steps=100)
+  fresh = state_lib.create_state(mnist.get_config('smoke'), parallel.make_mesh(jax.devices()[:1]))
+  assert _same(state.gen.params, fresh.gen.params) and int(state.gen.step) == 0
+  assert not _same(with_gan.gen.params, fresh.gen.params)
+
+
+def test_gan_weight_one_is_the_method_bitwise():
+  _, _, default = _train_q(teacher_weight=5.0, steps=3)
+  _, _, explicit = _train_q(teacher_weight=5.0, steps=3, gan_weight=1.0)
+  _, _, half = _train_q(teacher_weight=5.0, steps=3, gan_weight=0.5)
+  assert _same(default.disc.params, explicit.disc.params)
+  assert _same(default.gen.params, explicit.gen.params)
+  assert not _same(default.disc.params, half.disc.params)
 
 
 def test_teacher_gan_steps_switches_the_term_off_after_that_many_latent_gan_steps():

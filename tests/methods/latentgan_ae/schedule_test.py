@@ -166,6 +166,10 @@ def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
     ({'loss.teacher_weight': -1.0}, 'teacher_weight=-1.0 must be >= 0'),
     ({'two_stage.teacher_dims': 1}, 'teacher_dims'),
     ({'two_stage.teacher_gmm_inits': 0}, 'teacher_gmm_inits'),
+    ({'loss.gan_weight': -1.0}, 'gan_weight=-1.0 must be >= 0'),
+    ({'loss.gan_weight': 0.0, 'loss.neighbour_weight': 0.0}, 'leaves Q nothing to learn'),
+    ({'schedule': 'joint', 'loss.neighbour_weight': 0.0, 'loss.gan_weight': 0.0},
+     'gan_weight=0.0 is a two-stage ablation'),
 ])
 def test_bad_two_stage_configs_are_refused(overrides, message):
   config = _config('')
