@@ -4,10 +4,10 @@ With --input_batches=0 (the step alone, on a synthetic device-resident batch)
 nothing imports TensorFlow. `experiments.accelerator_benchmark` times every
 config's step in one run, for a lent GPU/TPU.
 
-  python -m experiments.benchmark --config=configs/mnist.py
-  python -m experiments.benchmark --config=configs/mnist.py --config.batch_size=256
+  python -m experiments.benchmark --config=configs/mnist.py:paper
+  python -m experiments.benchmark --config=configs/mnist.py:paper --config.batch_size=256
   XLA_FLAGS=--xla_force_host_platform_device_count=4 \
-      python -m experiments.benchmark --config=configs/mnist.py   # 4 host devices
+      python -m experiments.benchmark --config=configs/mnist.py:paper   # 4 host devices
 
 Compare with a PyTorch implementation of the same step run back to back on the same machine
 (`experiments/benchmark_suite.sh`).

@@ -14,16 +14,16 @@ torch_step() { echo "{\"torch\": \"$($TORCH_PY $PEER "$1" 20 2>/dev/null | tail 
 
 for round in 1 2 3; do          # back to back, three times
   torch_step 128
-  bench --config=configs/mnist.py
+  bench --config=configs/mnist.py:paper
 done
 # Ablation: without lgae's malloc settings (lgae/host_memory.py).
-LGAE_TUNE_MALLOC=0 bench --config=configs/mnist.py --input_batches=0
+LGAE_TUNE_MALLOC=0 bench --config=configs/mnist.py:paper --input_batches=0
 for b in 32 64 256 512; do
   torch_step "$b"
-  bench --config=configs/mnist.py --config.batch_size="$b" --input_batches=0
+  bench --config=configs/mnist.py:paper --config.batch_size="$b" --input_batches=0
 done
 for n in 1 2 4; do
-  XLA_FLAGS=--xla_force_host_platform_device_count=$n bench --config=configs/mnist.py --input_batches=0
+  XLA_FLAGS=--xla_force_host_platform_device_count=$n bench --config=configs/mnist.py:paper --input_batches=0
 done
 bench --config=configs/chairs.py --num_steps=5 --repeats=2 --input_batches=0
 bench --config=configs/celeba.py --num_steps=5 --repeats=2 --input_batches=0

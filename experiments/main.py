@@ -1,7 +1,7 @@
 r"""Trains (or resumes) a run of any lgae method from a config file.
 
   python -m experiments.main --config=configs/mnist.py --workdir=/tmp/mnist
-  python -m experiments.main --config=configs/mnist.py --config.num_train_steps=200 --config.seed=3
+  python -m experiments.main --config=configs/mnist.py:paper --config.num_train_steps=200 --config.seed=3
 
 Several processes (hosts) train one run together: start the same command in
 each with --coordinator_address, --num_processes and --process_id (or under

@@ -133,7 +133,7 @@ def test_the_accelerator_benchmark_lists_every_config_at_its_batch_size():
   assert [row[0] for row in rows] == [*_LGAE_ENTRIES, *_BASELINE_ENTRIES]
   by_name = {row[0]: row[1:] for row in rows}
   for name, config in _LGAE_ENTRIES.items():
-    assert by_name[name] == [f'configs/{config}.py', 'latentgan_ae', 'batch 128',
+    assert by_name[name] == [f'configs/{config}.py:paper', 'latentgan_ae', 'batch 128',
                              name.split('/')[1]], by_name[name]
   for name, method in _BASELINE_ENTRIES.items():
     assert by_name[name][:2] == [f'configs/{name}.py', method], by_name[name]

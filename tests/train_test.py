@@ -95,7 +95,8 @@ def test_cli_on_real_mnist_trains_and_resumes(tmp_path, real_mnist_data_dir):
   workdir = tmp_path / 'w'
   # One device: the paper-size model compiles and runs fastest unpartitioned.
   env = dict(os.environ, TFDS_DATA_DIR=real_mnist_data_dir, XLA_FLAGS='')
-  base = [sys.executable, '-m', 'experiments.main', '--config=configs/mnist.py',
+  # :paper (the joint step from step 0): the default's stage 2 starts after 2,340 steps.
+  base = [sys.executable, '-m', 'experiments.main', '--config=configs/mnist.py:paper',
           f'--workdir={workdir}', '--config.batch_size=32', '--config.log_every_steps=2',
           '--config.checkpoint_every_steps=4', '--config.eval_every_steps=-1',
           '--config.eval_batch_size=2000', '--config.eval_generation=false']

@@ -354,6 +354,11 @@ def test_mnist_best_is_neighbour_plus_the_teacher_and_best_teacher_its_old_name(
   best, neighbour = mnist.get_config('best'), mnist.get_config('neighbour')
   config_validation.validate(best, num_devices=4)
   assert mnist.get_config('best_teacher').to_dict() == best.to_dict()
+  # The default is the best recipe; the paper's literal recipe is one word away.
+  assert mnist.get_config().to_dict() == best.to_dict()
+  paper = mnist.get_config('paper')
+  assert paper.schedule == 'joint' and paper.loss.teacher_weight == 0
+  assert paper.loss.neighbour_weight == 0 and paper.num_epochs == 10
   assert best.loss.teacher_weight > 0 and neighbour.loss.teacher_weight == 0
   with best.unlocked():
     best.loss.teacher_weight = neighbour.loss.teacher_weight
