@@ -239,12 +239,25 @@ def main(argv):
     write_json_atomically(_OUT.value, payload)
 
   write([])   # Before anything compiles: a path that cannot be written fails now.
+  # The yardstick: one device's float32 matmul GFLOP/s, measured in this run.
+  peak = benchmark.matmul_peak(256 if smoke else None, num_calls=1 if smoke else 10,
+                               repeats=1 if smoke else 3)
+  payload['matmul_peak'] = peak
+  peak_all_devices = peak['gflops'] * len(devices)
+
+  def with_fraction(records):
+    for record in records:
+      if record.get('status') == 'ok' and 'achieved_gflops' in record:
+        record['fraction_of_matmul_peak'] = record['achieved_gflops'] / peak_all_devices
+    return records
+
   steps = _SMOKE_STEPS if smoke else _FULL_STEPS
   records = benchmark.run_within_budget(
       [(info, _measure(config, steps)) for info, config in found],
-      budget_s=_BUDGET_S.value, on_record=write, started=start)
+      budget_s=_BUDGET_S.value, on_record=lambda records: write(with_fraction(records)),
+      started=start)
   payload['complete'] = True
-  write(records)
+  write(with_fraction(records))
   counts = {s: sum(r['status'] == s for r in records) for s in ('ok', 'error', 'skipped')}
   print(f'{_OUT.value}: {counts["ok"]} entries timed, {counts["error"]} failed, '
         f'{counts["skipped"]} skipped, {time.perf_counter() - start:.1f} s', flush=True)

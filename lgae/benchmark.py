@@ -119,6 +119,35 @@ def benchmark_step(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   }
 
 
+def matmul_peak(size: int | None = None, *, num_calls: int = 10,
+                repeats: int = 3) -> dict[str, float]:
+  """What one device does on a large float32 matmul: the yardstick for a step's GFLOP/s.
+
+  A step's `achieved_gflops` over this figure is the fraction of the machine's
+  practical dense peak it reaches (XLA's own matmul kernel, default precision,
+  all the threads XLA:CPU uses). `size` defaults to 2048 on CPU and 8192 on a
+  GPU/TPU (big enough to be compute-bound there).
+
+  Returns: gflops (best of `repeats` means of `num_calls` calls), size, ms_per_call.
+  """
+  device = jax.devices()[0]
+  if size is None:
+    size = 2048 if device.platform == 'cpu' else 8192
+  keys = jax.random.split(jax.random.PRNGKey(0))
+  a, b = (jax.device_put(jax.random.normal(k, (size, size), np.float32), device) for k in keys)
+  matmul = jax.jit(lambda x, y: x @ y)
+  jax.block_until_ready(matmul(a, b))   # compile and warm up.
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    out = None
+    for _ in range(num_calls):
+      out = matmul(a, b)
+    jax.block_until_ready(out)
+    best = min(best, (time.perf_counter() - start) / num_calls)
+  return {'gflops': 2.0 * size ** 3 / best / 1e9, 'size': size, 'ms_per_call': 1e3 * best}
+
+
 def benchmark_input(batches: Iterator[Any], batch_size: int, *, num_batches: int = 200,
                     num_warmup: int = 20) -> dict[str, float]:
   """Images/s delivered by an input iterator of `batch_size` batches.

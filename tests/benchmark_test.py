@@ -156,9 +156,13 @@ def test_the_accelerator_benchmark_smoke_times_every_entry_without_tensorflow(tm
   assert result['total_wall_s'] > 0 and result['auto_decoder_upsample_conv'] == 'project_first'
   entries = {entry['name']: entry for entry in result['entries']}
   assert list(entries) == [*_LGAE_ENTRIES, *_BASELINE_ENTRIES]
+  peak = result['matmul_peak']
+  assert peak['size'] == 256 and peak['gflops'] > 0
   for name, entry in entries.items():
     assert entry['status'] == 'ok', entry
     assert entry['batch_size'] == 16 and entry['devices'] == 1, entry
+    assert entry['fraction_of_matmul_peak'] == pytest.approx(
+        entry['achieved_gflops'] / peak['gflops']), entry
     assert entry['config'] == f'configs/{name.split("/")[0]}.py:smoke', entry
     assert all(entry[figure] > 0 for figure in _ENTRY_FIGURES), entry
   for name in _LGAE_ENTRIES:
@@ -249,3 +253,9 @@ def test_run_within_budget_records_failures_and_skips_past_the_budget():
                                   'far took 10.0 s')
   assert records[4]['reason'] == records[3]['reason'] and 'wall_s' not in records[3]
   assert seen == [1, 2, 3, 4, 5]
+
+
+def test_matmul_peak_is_the_flops_of_one_matmul_over_its_time():
+  peak = benchmark.matmul_peak(128, num_calls=2, repeats=2)
+  assert peak['size'] == 128 and peak['ms_per_call'] > 0
+  assert peak['gflops'] == pytest.approx(2 * 128 ** 3 / (peak['ms_per_call'] / 1e3) / 1e9)
