@@ -105,9 +105,18 @@ def build(state: state_lib.LatentGANState, cache_dir: str | None = None, *,
     neighbours = np.zeros((z.shape[0], 1), np.int32)
   cache = {'z': z, 'neighbours': neighbours}
   if config.loss.get('teacher_weight', 0.0) > 0:
-    path = (os.path.join(cache_dir, f'teacher_{teacher_key(z, config)}.npy')
-            if cache_dir else None)
+    name = f'teacher_{teacher_key(z, config)}.npy'
+    path = os.path.join(cache_dir, name) if cache_dir else None
     teacher = _read_teacher(path, len(z), int(config.codes.categorical[0]))
+    donor = config.two_stage.get('autoencoder_workdir', '')
+    if teacher is None and donor and cache_dir:
+      # A run that took its autoencoder from `donor` may find the same teacher
+      # there (same latents, settings and seed: the same key), fitted once.
+      teacher = _read_teacher(
+          os.path.join(donor, 'phase_cache', os.path.basename(os.path.normpath(cache_dir)), name),
+          len(z), int(config.codes.categorical[0]))
+      if teacher is not None and jax.process_index() == 0:
+        _write_atomically(path, teacher)   # This workdir's own copy, for its resumes.
     if teacher is None:
       ts = config.two_stage
       teacher = latent_teacher.umap_gmm_clusters(

@@ -123,6 +123,35 @@ def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
   assert len(fits) == 4 and _equal(_restore(straight, 6), _restore(again, 6))
 
 
+def test_a_run_on_a_donors_autoencoder_reads_the_donors_teacher(tmp_path, data_dir, monkeypatch):
+  from lgae.methods.latentgan_ae import latent_teacher  # pylint: disable=g-import-not-at-top
+  fits = []
+  real_fit = latent_teacher.umap_gmm_clusters
+  monkeypatch.setattr(latent_teacher, 'umap_gmm_clusters',
+                      lambda *args, **kwargs: fits.append(1) or real_fit(*args, **kwargs))
+  config = _config(data_dir, num_train_steps=6)
+  with config.unlocked():
+    config.loss.teacher_weight = 1.0
+    config.two_stage.teacher_dims = 2
+  donor = tmp_path / 'donor'
+  train.train_and_evaluate(config, str(donor))
+  assert len(fits) == 1
+  with config.unlocked():
+    config.two_stage.autoencoder_workdir = str(donor)
+  taker = tmp_path / 'taker'
+  train.train_and_evaluate(config, str(taker))
+  assert len(fits) == 1   # The donor's labels, not a second fit.
+  [kept] = list((donor / train.PHASE_CACHE / 'latent_gan').glob('teacher_*.npy'))
+  copied = taker / train.PHASE_CACHE / 'latent_gan' / kept.name
+  np.testing.assert_array_equal(np.load(copied), np.load(kept))   # Its own copy, for resumes.
+  assert _equal(_restore(donor, 6), _restore(taker, 6))
+  # Another seed is another teacher (the key holds the seed): fitted afresh.
+  with config.unlocked():
+    config.seed = 1
+  train.train_and_evaluate(config, str(tmp_path / 'other_seed'))
+  assert len(fits) == 2
+
+
 def test_autoencoder_taken_from_another_workdir(tmp_path, data_dir):
   donor = tmp_path / 'donor'
   train.train_and_evaluate(_config(data_dir, num_train_steps=4), str(donor))
