@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -217,8 +218,21 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_
   assert len(errors) == 1, result.stderr[-3000:]
   assert 'no space left on the device' in errors[0], errors
   # Which write meets the full disk first is a race: the background step-6 checkpoint (then the
-  # line names the intact step-3 one) or the step-6 record appended to metrics.jsonl meanwhile.
-  assert 'step 3 is intact' in errors[0] or 'metrics.jsonl' in errors[0], errors
+  # line names the intact step-3 one) or the step-6 record appended to metrics.jsonl meanwhile;
+  # and tmpfs rounds its size up to pages, so on some hosts the step-6 checkpoint still fits and
+  # the step-9 one is the first refused (seen once under heavy load: 'step 6 is intact').
+  # The sizes of the run's other files (event logs, timeline) vary a little between runs too, so
+  # under load even the step-3 checkpoint may be the one refused ('no checkpoint was complete yet';
+  # seen once). Whatever was refused, the line must tell the truth about what is on disk.
+  intact = re.search(r'checkpoint at step (\d+) is intact', errors[0])
+  none_yet = 'no checkpoint was complete yet' in errors[0]
+  assert intact or none_yet or 'metrics.jsonl' in errors[0], errors
   assert 'Exception ignored' not in result.stderr and 'Task exception' not in result.stderr
-  # The step-3 checkpoint is complete: the run resumes from it.
-  assert checkpointing.Checkpointer(str(copy), read_only=True).latest_step() == 3
+  # The newest complete checkpoint is the one the line names: the run resumes from it.
+  latest = checkpointing.Checkpointer(str(copy), read_only=True).latest_step()
+  if intact:
+    assert int(intact.group(1)) == latest, (errors, latest)
+  elif none_yet:
+    assert latest is None, (errors, latest)
+  else:
+    assert latest in (3, 6), latest

@@ -61,9 +61,12 @@ NEWER_BOOKKEEPING = frozenset({'steps_averaged'})
 # (six steps of Adam amplify it a little). What it catches, measured on
 # mnist_joint: a 10 % change of loss.lambda_disc moves the records by up to
 # 4.5e-5 (relative) and fails; a 0.1 % change moves them by 2e-7 only (Adam
-# is nearly blind to the scale of a gradient) and passes. For a bit-for-bit
+# is nearly blind to the scale of a gradient) and passes. An Intel Xeon host
+# (2026-12-07) differed from the fixtures by 1.1e-6 relative (infovaegan_dsprites'
+# d_loss at step 4), past the first bound of 1e-6: hence 1e-5, still well below
+# the 4.5e-5 of that 10 % change. For a bit-for-bit
 # comparison on one machine, set LGAE_INVARIANTS_EXACT=1 (below).
-RTOL, ATOL = 1e-6, 1e-7
+RTOL, ATOL = 1e-5, 1e-7
 # eval.json's scores go through more than 6 steps of round-off: a classifier
 # trained inside experiments.evaluate (the Frechet distances), matrix square
 # roots, and clusterings and probes by scikit-learn (multithreaded). Looser
@@ -130,14 +133,26 @@ def _is_number(x) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def assert_same_records(got: list[dict], golden: list[dict]) -> None:
+# Cases whose training amplifies round-off by orders of magnitude within a few
+# steps, so another CPU model's rounding outgrows RTOL: (last step held to
+# RTOL, the relative tolerance after it). infovaegan_dsprites on an Intel Xeon
+# host (2026-12-07): 5e-7, 2e-7, 9e-7, 3.5e-6 relative at steps 1-4, then
+# 4.2e-3 and 2.0e-3 at steps 5 and 6 (its D and categorical KL terms; the
+# same growth in every run there, so it is rounding, not nondeterminism).
+AMPLIFYING = {'infovaegan_dsprites': (4, 2e-2)}
+
+
+def assert_same_records(got: list[dict], golden: list[dict], case: str = '') -> None:
   """Same steps, same keys (wall-clock fields aside), values equal to round-off."""
   assert [r['step'] for r in got] == [r['step'] for r in golden]
+  strict_until, late_rtol = AMPLIFYING.get(case, (None, RTOL))
   for g, want in zip(got, golden):
     keys = sorted(set(want) - WALL_CLOCK)
     assert sorted(set(g) - WALL_CLOCK - NEWER_BOOKKEEPING) == keys, f"step {want['step']}"
+    loose = strict_until is not None and want['step'] > strict_until and RTOL > 0   # not EXACT.
+    rtol = late_rtol if loose else RTOL
     for key in keys:
-      assert_same_value(g[key], want[key], f"step {want['step']}: {key}")
+      assert_same_value(g[key], want[key], f"step {want['step']}: {key}", rtol=rtol)
 
 
 def assert_same_value(got, want, where: str, rtol: float = RTOL, atol: float = ATOL) -> None:
@@ -182,7 +197,7 @@ def test_fresh_run_logs_the_golden_records(case, tmp_path):
   workdir = tmp_path / 'fresh'
   train.train_and_evaluate(case_config(spec), str(workdir))
   assert_same_records(read_records(workdir / 'metrics.jsonl'),
-                      read_records(FIXTURES / name / 'metrics.jsonl'))
+                      read_records(FIXTURES / name / 'metrics.jsonl'), name)
 
 
 @pytest.mark.slow
@@ -195,7 +210,7 @@ def test_old_checkpoint_resumes_to_the_golden_records(case, tmp_path):
   golden = [r for r in read_records(FIXTURES / name / 'metrics.jsonl')
             if r['step'] > RESUME_STEP]
   # Only steps 4-6 are logged: a fresh start would log steps 1-3 again.
-  assert_same_records(read_records(workdir / 'metrics.jsonl'), golden)
+  assert_same_records(read_records(workdir / 'metrics.jsonl'), golden, name)
 
 
 @pytest.mark.slow
