@@ -3,7 +3,7 @@
   python experiments/results/mnist/teacher_ablation_1207/table.py
 
 Reads only committed files: this folder's nogan_s*/ ({eval,teacher_vs_q}.json) and best_s*/eval.json,
-seed 0's fresh `:best` run (time_to_accuracy_1207/eval.json), the older-code `:best` runs
+seed 0's fresh `:best` run on the same machine (time_to_accuracy_idle_1207/tta_cheap_s0/eval.json), the older-code `:best` runs
 (research/teacher/seed*/eval.json), `:neighbour` (best_5seeds/seed*/eval.json) and the literal recipe
 (comparison_1206/literal/seed*/eval.json).
 """
@@ -29,8 +29,8 @@ def _error(record, key='test_error_hungarian'):
 
 def _d_eval(seed):
   """(d) on today's code and the same autoencoder as (a)/(b): best_sN here; seed 0's fresh run."""
-  if seed == 0:
-    return _load(MNIST, 'time_to_accuracy_1207', 'eval.json')
+  if seed == 0:   # a fresh :best seed 0 on the same machine as nogan_s0 (README, amendment 2).
+    return _load(MNIST, 'time_to_accuracy_idle_1207', 'tta_cheap_s0', 'eval.json')
   return _load(HERE, f'best_s{seed}', 'eval.json')
 
 
