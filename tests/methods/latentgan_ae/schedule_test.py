@@ -85,8 +85,8 @@ def test_two_stage_resume_is_exact(tmp_path, data_dir):
   assert _equal(_restore(straight, 6), _restore(resumed, 6))
 
 
-def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
-    tmp_path, data_dir, monkeypatch):
+def _counting_teacher_fits(data_dir, monkeypatch):
+  """A 6-step two-stage config with the teacher, and a list that grows by one per teacher fit."""
   from lgae.methods.latentgan_ae import latent_teacher  # pylint: disable=g-import-not-at-top
   fits = []
   real_fit = latent_teacher.umap_gmm_clusters
@@ -96,6 +96,12 @@ def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
   with config.unlocked():
     config.loss.teacher_weight = 1.0
     config.two_stage.teacher_dims = 2
+  return fits, config
+
+
+def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
+    tmp_path, data_dir, monkeypatch):
+  fits, config = _counting_teacher_fits(data_dir, monkeypatch)
   straight = tmp_path / 'straight'
   train.train_and_evaluate(config, str(straight))
   assert len(fits) == 1
@@ -124,15 +130,7 @@ def test_a_resumed_stage_two_reads_the_teachers_labels_instead_of_refitting(
 
 
 def test_a_run_on_a_donors_autoencoder_reads_the_donors_teacher(tmp_path, data_dir, monkeypatch):
-  from lgae.methods.latentgan_ae import latent_teacher  # pylint: disable=g-import-not-at-top
-  fits = []
-  real_fit = latent_teacher.umap_gmm_clusters
-  monkeypatch.setattr(latent_teacher, 'umap_gmm_clusters',
-                      lambda *args, **kwargs: fits.append(1) or real_fit(*args, **kwargs))
-  config = _config(data_dir, num_train_steps=6)
-  with config.unlocked():
-    config.loss.teacher_weight = 1.0
-    config.two_stage.teacher_dims = 2
+  fits, config = _counting_teacher_fits(data_dir, monkeypatch)
   donor = tmp_path / 'donor'
   train.train_and_evaluate(config, str(donor))
   assert len(fits) == 1
